@@ -1,0 +1,69 @@
+"""Batches handed from a loader (DALI or reference) to the trainer / evaluator.
+
+Shape legend: B batch, S frames in a triplet (index 0 = t-g "prev", 1 = t "tgt", 2 = t+g "next"), C=3 RGB,
+H, W network resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """A training batch of frame triplets.
+
+    frames_aug_BSCHW: float32 in [0, 1], colour-augmented: the networks' input.
+    frames_BSCHW: float32 in [0, 1], same geometric augmentation but no colour augmentation: the images the
+        photometric loss compares.
+    K_B33: float32 intrinsics valid for (H, W) of the frames after resize/crop/flip (pixel-centre convention of
+        `pipeline.schema`).
+    keys: sample keys (see `pipeline.schema.make_key`).
+    """
+
+    frames_aug_BSCHW: torch.Tensor
+    frames_BSCHW: torch.Tensor
+    K_B33: torch.Tensor
+    keys: tuple[str, ...]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.frames_BSCHW.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        return replace(
+            self,
+            frames_aug_BSCHW=self.frames_aug_BSCHW.to(device, non_blocking=non_blocking),
+            frames_BSCHW=self.frames_BSCHW.to(device, non_blocking=non_blocking),
+            K_B33=self.K_B33.to(device, non_blocking=non_blocking),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalBatch:
+    """An evaluation batch: target frames at network resolution and ground truth at its own resolution.
+
+    image_B3HW: float32 in [0, 1], no augmentation.
+    K_B33: intrinsics for (H, W) of image_B3HW.
+    gt_depths: one float32 array per sample, (H_gt, W_gt) in metres, 0 = invalid.
+    valid_B: False for padding samples added to equalise batch counts across ranks; never counted in metrics.
+    """
+
+    image_B3HW: torch.Tensor
+    K_B33: torch.Tensor
+    gt_depths: tuple
+    keys: tuple[str, ...]
+    valid_B: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.image_B3HW.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> EvalBatch:
+        return replace(
+            self,
+            image_B3HW=self.image_B3HW.to(device, non_blocking=non_blocking),
+            K_B33=self.K_B33.to(device, non_blocking=non_blocking),
+        )

@@ -1,0 +1,148 @@
+"""Object storage and local files behind one small API (fsspec): the only place that knows about URLs.
+
+Every path in this project is a local path or an fsspec URL (`s3://bucket/prefix`, `file:///abs/path`). S3 endpoint
+and credentials come from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), never from arguments.
+Writes are atomic: a local file is written to a temporary name and renamed; an S3 object becomes visible only when
+its single PUT or multipart upload completes.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+import fsspec
+
+
+def is_remote(url: str) -> bool:
+    return "://" in url and not url.startswith("file://")
+
+
+def strip_file_scheme(url: str) -> str:
+    return url[len("file://") :] if url.startswith("file://") else url
+
+
+def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path-within-filesystem) for a local path or URL."""
+    if is_remote(url):
+        fs, path = fsspec.core.url_to_fs(url)
+        return fs, path
+    return fsspec.filesystem("file"), os.path.abspath(strip_file_scheme(url))
+
+
+def join(url: str, *parts: str) -> str:
+    if is_remote(url):
+        return posixpath.join(url.rstrip("/"), *parts)
+    return os.path.join(strip_file_scheme(url), *parts)
+
+
+def exists(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def isdir(url: str) -> bool:
+    fs, path = filesystem(url)
+    return fs.isdir(path)
+
+
+def listdir(url: str) -> list[str]:
+    """Names (not paths) of the entries directly under `url`; [] if it does not exist."""
+    fs, path = filesystem(url)
+    if is_remote(url):
+        fs.invalidate_cache(path)
+    if not fs.exists(path):
+        return []
+    return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+
+
+def glob(url: str, pattern: str) -> list[str]:
+    """Full URLs/paths under `url` matching the glob `pattern` (relative to url)."""
+    fs, path = filesystem(url)
+    if is_remote(url):
+        fs.invalidate_cache(path)
+    proto = url.split("://", 1)[0] + "://" if is_remote(url) else ""
+    return sorted(proto + p if proto and not p.startswith(proto) else p for p in fs.glob(posixpath.join(path, pattern)))
+
+
+def read_bytes(url: str) -> bytes:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def read_text(url: str) -> str:
+    return read_bytes(url).decode("utf-8")
+
+
+@contextmanager
+def open_read(url: str) -> Iterator[IO[bytes]]:
+    fs, path = filesystem(url)
+    with fs.open(path, "rb") as f:
+        yield f
+
+
+def write_bytes(url: str, data: bytes) -> None:
+    """Atomically write `data` to `url`."""
+    fs, path = filesystem(url)
+    if is_remote(url):
+        with fs.open(path, "wb") as f:  # the object is created when the upload completes, on close
+            f.write(data)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_text(url: str, text: str) -> None:
+    write_bytes(url, text.encode("utf-8"))
+
+
+def put_file(local_path: str, url: str) -> None:
+    """Atomically copy a local file to `url` (local path or object storage)."""
+    fs, path = filesystem(url)
+    if is_remote(url):
+        fs.put_file(local_path, path)
+        return
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    shutil.copyfile(local_path, tmp)
+    os.replace(tmp, path)
+
+
+def get_file(url: str, local_path: str) -> None:
+    fs, path = filesystem(url)
+    os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
+    tmp = f"{local_path}.tmp-{uuid.uuid4().hex[:8]}"
+    fs.get_file(path, tmp)
+    os.replace(tmp, local_path)
+
+
+def makedirs(url: str) -> None:
+    if not is_remote(url):
+        os.makedirs(strip_file_scheme(url), exist_ok=True)
+
+
+def remove(url: str, recursive: bool = False) -> None:
+    fs, path = filesystem(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
+
+
+@contextmanager
+def local_tempdir(prefix: str = "rmdepth-") -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
