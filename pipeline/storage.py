@@ -32,6 +32,7 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """(filesystem, path-within-filesystem) for a local path or URL."""
     if is_remote(url):
         fs, path = fsspec.core.url_to_fs(url)
+        fs.invalidate_cache(path)  # listings cached by this process must not hide objects written since
         return fs, path
     return fsspec.filesystem("file"), os.path.abspath(strip_file_scheme(url))
 

@@ -1,0 +1,229 @@
+"""The small runtime interface the training loop sees: who am I, where do I compute, how do I report.
+
+`jobs/train.py` builds a `DistributedRuntime` from Ray Train's context (its `report` calls `ray.train.report`, its
+`latest_checkpoint` opens `ray.train.get_checkpoint()`); pytest uses `LocalRuntime`, a single process that keeps
+checkpoints in a local (or fsspec URL) run directory with the same retention policy as the Ray run
+(top-k by score plus the latest). Nothing here imports Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from pipeline import storage
+
+INDEX_FILE = "checkpoints.json"
+
+
+class Runtime:
+    """Base runtime: rank/world size/device plus collectives that are no-ops on one process."""
+
+    def __init__(self, *, rank: int = 0, world_size: int = 1, local_rank: int = 0, device: torch.device | str = "cpu"):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"runtime: rank {rank} outside world size {world_size}")
+        self.rank = rank
+        self.world_size = world_size
+        self.local_rank = local_rank
+        self.device = torch.device(device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -- collectives (identity on one process) ----------------------------------------------------------------
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum `tensor` over ranks (returns a new tensor on the same device)."""
+        return tensor.clone()
+
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """The value of rank 0 on every rank."""
+        return obj
+
+    def barrier(self) -> None:
+        return None
+
+    def wrap_model(self, module: nn.Module, *, find_unused_parameters: bool = True) -> nn.Module:
+        return module
+
+    # -- reporting ----------------------------------------------------------------------------------------------
+    def report(self, metrics: dict[str, float], *, checkpoint_dir: str | None, checkpoint_name: str) -> None:
+        """Report metrics with a checkpoint. Every rank calls it equally often; only rank 0 passes a directory."""
+        raise NotImplementedError
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[str | None]:
+        """A local directory holding the latest committed checkpoint of this run, or None."""
+        raise NotImplementedError
+        yield None  # pragma: no cover
+
+
+class DistributedRuntime(Runtime):
+    """A rank of a torch.distributed process group (initialised by the launcher, e.g. Ray Train).
+
+    `report_fn(metrics, checkpoint_dir | None, checkpoint_name)` and `checkpoint_fn() -> contextmanager(dir|None)`
+    are provided by the launcher.
+    """
+
+    def __init__(
+        self,
+        *,
+        rank: int,
+        world_size: int,
+        local_rank: int,
+        device: torch.device | str,
+        report_fn: Callable[[dict[str, float], str | None, str], None],
+        checkpoint_fn: Callable[[], Any],
+    ):
+        super().__init__(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+        self._report_fn = report_fn
+        self._checkpoint_fn = checkpoint_fn
+
+    @property
+    def _distributed(self) -> bool:
+        return self.world_size > 1 and dist.is_available() and dist.is_initialized()
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        if self._distributed:
+            dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        if not self._distributed:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast_object(self, obj: Any) -> Any:
+        if not self._distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self._distributed:
+            dist.barrier()
+
+    def wrap_model(self, module: nn.Module, *, find_unused_parameters: bool = True) -> nn.Module:
+        if not self._distributed:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(
+            module, device_ids=ids, find_unused_parameters=find_unused_parameters
+        )
+
+    def report(self, metrics: dict[str, float], *, checkpoint_dir: str | None, checkpoint_name: str) -> None:
+        self._report_fn(metrics, checkpoint_dir if self.is_main else None, checkpoint_name)
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[str | None]:
+        with self._checkpoint_fn() as d:
+            yield d
+
+
+def checkpoints_to_delete(entries: list[dict[str, Any]], *, keep_top_k: int, score_metric: str) -> list[str]:
+    """Retention policy: keep the `keep_top_k` entries with the lowest score, plus the latest; return the others.
+
+    `entries` are in reporting order, each {"name": str, "metrics": dict}. A missing or NaN score counts as +inf.
+    Ties keep the later checkpoint (same as Ray's checkpoint manager).
+    """
+
+    def score(i_e: tuple[int, dict[str, Any]]) -> tuple[float, int]:
+        v = i_e[1]["metrics"].get(score_metric, math.inf)
+        v = math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+        return (v, -i_e[0])
+
+    ranked = sorted(enumerate(entries), key=score)
+    keep = {i for i, _ in ranked[:keep_top_k]}
+    if entries:
+        keep.add(len(entries) - 1)
+    return [e["name"] for i, e in enumerate(entries) if i not in keep]
+
+
+class LocalRuntime(Runtime):
+    """One process, no Ray: checkpoints go to `run_url/<name>` (local path or URL) with `checkpoints.json` as index.
+
+    Used by tests (resume equivalence) and by anyone who wants the loop without a cluster.
+    """
+
+    def __init__(
+        self,
+        run_url: str,
+        *,
+        device: torch.device | str = "cpu",
+        keep_top_k: int = 3,
+        score_metric: str = "val_abs_rel",
+    ):
+        super().__init__(rank=0, world_size=1, local_rank=0, device=device)
+        self.run_url = run_url
+        self.keep_top_k = keep_top_k
+        self.score_metric = score_metric
+        self.history: list[dict[str, float]] = []
+        storage.makedirs(run_url)
+
+    def _index(self) -> list[dict[str, Any]]:
+        url = storage.join(self.run_url, INDEX_FILE)
+        return json.loads(storage.read_text(url)) if storage.exists(url) else []
+
+    def report(self, metrics: dict[str, float], *, checkpoint_dir: str | None, checkpoint_name: str) -> None:
+        self.history.append(dict(metrics))
+        if checkpoint_dir is None:
+            return
+        target = storage.join(self.run_url, checkpoint_name)
+        for root, _, files in os.walk(checkpoint_dir):
+            for f in files:
+                rel = os.path.relpath(os.path.join(root, f), checkpoint_dir)
+                storage.put_file(os.path.join(root, f), storage.join(target, rel))
+        index = [e for e in self._index() if e["name"] != checkpoint_name]
+        index.append({"name": checkpoint_name, "metrics": dict(metrics)})
+        doomed = checkpoints_to_delete(index, keep_top_k=self.keep_top_k, score_metric=self.score_metric)
+        index = [e for e in index if e["name"] not in doomed]
+        storage.write_text(storage.join(self.run_url, INDEX_FILE), json.dumps(index, indent=2))  # index first
+        for name in doomed:
+            storage.remove(storage.join(self.run_url, name), recursive=True)
+
+    def checkpoint_urls(self) -> list[str]:
+        """URLs of the kept checkpoints, in reporting order."""
+        return [storage.join(self.run_url, e["name"]) for e in self._index()]
+
+    def best_checkpoint_url(self) -> str | None:
+        index = self._index()
+        if not index:
+            return None
+        best = min(
+            reversed(index), key=lambda e: e["metrics"].get(self.score_metric, math.inf)
+        )
+        return storage.join(self.run_url, best["name"])
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[str | None]:
+        index = self._index()
+        if not index:
+            yield None
+            return
+        src = storage.join(self.run_url, index[-1]["name"])
+        tmp = tempfile.mkdtemp(prefix="rmdepth-ckpt-")
+        try:
+            fs, path = storage.filesystem(src)
+            for f in fs.find(path):
+                rel = os.path.relpath(f, path)
+                storage.get_file(storage.join(src, rel), os.path.join(tmp, rel))
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,208 @@
+"""report.md / report.html of `rmdepth demo`: metrics vs. the constant baseline, pictures, loss curve, shard sets,
+and the commands that do the same on a cluster.
+
+Shape legend: H height, W width.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
+
+CLUSTER_COMMANDS = """\
+# 1. preprocess real data to shards on object storage (one Ray task per shard)
+ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    python -m jobs.preprocess --dataset cityscapes --input s3://BUCKET/raw/cityscapes \\
+    --output s3://BUCKET/shards/cityscapes-train --size 640x192
+ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    python -m jobs.preprocess --dataset kitti --input s3://BUCKET/raw/kitti_raw \\
+    --split-file splits/eigen_zhou/train_files.txt --output s3://BUCKET/shards/kitti-train --size 640x192
+ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    python -m jobs.preprocess --dataset kitti --input s3://BUCKET/raw/kitti_raw --eval \\
+    --split-file splits/eigen/test_files.txt --output s3://BUCKET/shards/kitti-eigen-test
+# 2. Cityscapes pretraining, then KITTI fine-tuning (the paper's CS+K recipe), elastic over 2..8 GPU workers
+ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    python -m jobs.train --preset cs_then_kitti --storage-path s3://BUCKET/runs --use-gpu --elastic 2,8 \\
+    --set pretrain.data.train_url=s3://BUCKET/shards/cityscapes-train \\
+    --set data.train_url=s3://BUCKET/shards/kitti-train --set data.val_url=s3://BUCKET/shards/kitti-eigen-test
+# 3. distributed evaluation of a checkpoint, and scheduled re-evaluation of every new checkpoint
+ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    python -m jobs.evaluate --checkpoint s3://BUCKET/runs/cs_then_kitti/CHECKPOINT \\
+    --data s3://BUCKET/shards/kitti-eigen-test --protocol kitti-eigen --out s3://BUCKET/eval/CHECKPOINT
+kubectl apply -f infra/k8s/  # RayCluster, RayJobs and the RayCronJob re-evaluation schedule
+"""
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{float(v):.4f}"
+
+
+def _png(path: str, image_HW3: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(image_HW3).save(path)
+
+
+def _pictures_grid(state, workdir: str) -> str | None:
+    from engine.logger import flow_rgb, vector_field_rgb
+    from engine.viz import colorize, image_grid, to_uint8_image
+
+    if not state.pictures:
+        return None
+    rows = []
+    for p in state.pictures:
+        h, w = p["pred_depth"].shape
+        true = p["true_depth"].astype(np.float64)
+        true = np.where(true >= 999.0, 0.0, true)  # the synthetic sky is "infinitely" far: shown black
+        rows.append([
+            to_uint8_image(np.transpose(p["image"], (2, 0, 1))),
+            colorize(p["pred_depth"], kind="depth"),
+            colorize(true, kind="depth"),
+            vector_field_rgb(p["motion_field"]),
+            flow_rgb(p["flow"]),
+        ])
+    grid = image_grid(rows, cell_hw=(h * 2, w * 2))
+    _png(os.path.join(workdir, "pictures.png"), grid)
+    return "pictures.png"
+
+
+def _loss_curve(state, workdir: str) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = state.train_result
+    stages = [(result.parent, "Cityscapes pretraining")] if result.parent is not None else []
+    stages.append((result, "KITTI"))
+    if not any(r.history for r, _ in stages):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    offset = 0
+    for r, label in stages:
+        steps = [offset + row["step"] for row in r.history]
+        axes[0].plot(steps, [row["loss"] for row in r.history], label=label)
+        if r.metrics:
+            vs = [offset + row["step"] for row in r.metrics]
+            axes[1].plot(vs, [row.get("val_abs_rel") for row in r.metrics], "o-", label=f"model ({label})")
+            axes[1].plot(vs, [row.get("val_baseline_abs_rel") for row in r.metrics], "x--",
+                         label="constant depth (median-scaled)")
+        offset = steps[-1] if steps else offset
+    axes[0].set_xlabel("optimizer step")
+    axes[0].set_ylabel("training loss")
+    axes[0].legend()
+    axes[1].set_xlabel("optimizer step")
+    axes[1].set_ylabel("validation AbsRel")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(workdir, "loss_curve.png"), dpi=90)
+    plt.close(fig)
+    return "loss_curve.png"
+
+
+def _sections(state, pictures: str | None, curve: str | None) -> list[tuple[str, str]]:
+    """(title, markdown body) pairs."""
+    res = state.eval_result
+    opts = state.opts
+    out = []
+    intro = (
+        f"Everything below ran on this machine: synthetic KITTI- and Cityscapes-format worlds, WebDataset shards "
+        f"written by Ray tasks, RM-Depth trained with Ray Train ({opts.workers} CPU workers, `{opts.loader}` loader"
+        f"{', Cityscapes pretraining then KITTI' if opts.pretrain else ''}), evaluated by {opts.workers} Ray workers "
+        f"on a held-out test drive. Storage: `{state.storage_root}`"
+        f"{' (a local S3-compatible server: every shard, checkpoint and result went through s3:// URLs)' if opts.use_s3 else ''}."
+    )
+    out.append(("What ran", intro + "\n\nStage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in state.timings.items())))
+    head = "| | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
+    body = "| RM-Depth (this run) | " + " | ".join(_fmt(res.metrics.get(m)) for m in METRICS) + " |\n"
+    if res.baseline:
+        body += "| constant depth, median-scaled | " + " | ".join(_fmt(res.baseline.get(m)) for m in METRICS) + " |\n"
+    verdict = ""
+    if res.baseline:
+        better = res.metrics["abs_rel"] < res.baseline["abs_rel"]
+        verdict = (f"\n\nAbsRel {res.metrics['abs_rel']:.3f} vs. {res.baseline['abs_rel']:.3f} for the constant "
+                   f"baseline: the trained model is **{'better' if better else 'not better'}** than the floor.")
+    proto = ", ".join(f"{k}={v}" for k, v in sorted(_protocol(res.protocol).items()))
+    out.append(("Metrics on the test drive (KITTI Eigen protocol)",
+                f"{len(res.rows)} test frames, each counted once; per-image metrics averaged over images.\n\n"
+                + head + body + verdict + f"\n\nProtocol: {proto}.\n\nCheckpoint: `{res.identity.get('url')}` "
+                f"(step {res.identity.get('step', '?')}). Full outputs: `{state.eval_url}`."))
+    if pictures:
+        out.append(("Pictures", "Columns: input frame | predicted depth | true depth (rendered) | 3D motion field of "
+                                "moving objects (target to next frame; RGB = x, y, z components) | optical flow "
+                                f"(from depth, ego-motion and motion field).\n\n![pictures]({pictures})"))
+    if curve:
+        out.append(("Training", f"![loss curve]({curve})\n\nTensorBoard logs: `tensorboard --logdir "
+                                f"{os.path.join(os.path.abspath(opts.workdir), 'tensorboard')}`; run: "
+                                f"`{state.train_result.run_url}`"))
+    rows = "| shard set | kind | samples | shards | skipped inputs | stored size |\n|---|---|---|---|---|---|\n"
+    for name, s in state.shard_summaries.items():
+        rows += (f"| `{state.shards[name]}` | {s.kind} | {s.num_samples} | {len(s.shards)} | {s.num_errors} | "
+                 f"{s.stored_size_wh[0]}x{s.stored_size_wh[1]} |\n")
+    out.append(("Shard sets", rows))
+    out.append(("The same on a cluster", "```bash\n" + CLUSTER_COMMANDS + "```"))
+    return out
+
+
+def _protocol(protocol) -> dict[str, Any]:
+    from configs.core import to_dict
+
+    return to_dict(protocol)
+
+
+def _md_to_html(text: str) -> str:
+    """Enough markdown for our own sections: tables, images, code blocks, paragraphs."""
+    import re
+
+    blocks, out = text.split("\n\n"), []
+    for b in blocks:
+        if b.startswith("```"):
+            out.append("<pre>" + html.escape(b.strip("`").removeprefix("bash\n")) + "</pre>")
+        elif b.startswith("|"):
+            lines = [ln for ln in b.strip().splitlines() if not set(ln) <= set("|-")]
+            cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+            trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in cells)
+            out.append(f"<table>{trs}</table>")
+        elif m := re.match(r"!\[(.*?)\]\((.*?)\)", b):
+            out.append(f'<p><img alt="{html.escape(m[1])}" src="{html.escape(m[2])}" style="max-width:100%"></p>')
+        else:
+            out.append(f"<p>{_inline(b)}</p>")
+    return "\n".join(out)
+
+
+def _inline(s: str) -> str:
+    import re
+
+    s = html.escape(s)
+    s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+
+def write_report(state, workdir: str) -> str:
+    """Write report.md, report.html, pictures.png, loss_curve.png and demo.json into workdir; returns report.md."""
+    pictures = _pictures_grid(state, workdir)
+    curve = _loss_curve(state, workdir)
+    sections = _sections(state, pictures, curve)
+    title = "RM-Depth demo report"
+    md = f"# {title}\n\n" + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections) + "\n"
+    path = os.path.join(workdir, "report.md")
+    with open(path, "w") as f:
+        f.write(md)
+    body = "\n".join(f"<h2>{html.escape(t)}</h2>\n{_md_to_html(b)}" for t, b in sections)
+    with open(os.path.join(workdir, "report.html"), "w") as f:
+        f.write(f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title><style>"
+                "body{font-family:sans-serif;max-width:1100px;margin:auto}td{border:1px solid #ccc;padding:3px 6px}"
+                "table{border-collapse:collapse}pre{background:#f4f4f4;padding:8px;overflow-x:auto}</style></head>"
+                f"<body><h1>{title}</h1>\n{body}</body></html>")
+    res = state.eval_result
+    with open(os.path.join(workdir, "demo.json"), "w") as f:
+        json.dump({"metrics": res.metrics, "baseline": res.baseline, "num_test_frames": len(res.rows),
+                   "timings_s": state.timings, "checkpoint": res.identity.get("url"),
+                   "shards": state.shards}, f, indent=2, default=str)
+    return path

@@ -1,0 +1,307 @@
+"""Train RM-Depth with Ray Train (TorchTrainer, Train V2): DDP over N workers (NCCL on GPU, gloo on CPU), elastic
+worker counts, automatic restarts from the latest checkpoint, checkpoints and TensorBoard logs on object storage.
+
+  rmdepth train --preset tiny_cpu --set data.train_url=work/shards/train --set data.val_url=work/shards/val
+  ray job submit --working-dir . -- python -m jobs.train --preset kitti_640x192 --storage-path s3://bucket/runs
+
+Re-running with the same --name and --storage-path resumes the run from its latest checkpoint. Checkpoints are kept
+by Ray: the --keep (checkpoint.keep_top_k) best by validation AbsRel plus always the latest. A preset with a
+pretraining stage (cs_then_kitti) first trains `<name>-pretrain` on `pretrain.data`, then fine-tunes `<name>` from the
+pretraining run's best checkpoint (recorded as `parent_checkpoint` in every checkpoint of the second stage).
+Test-only fault hook: RMDEPTH_FAULT_INJECT (see engine/trainer.py). S3 endpoint/credentials come from the
+environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from jobs.cli import run_module
+from jobs.errors import UsageError
+
+# Environment variables forwarded to the Ray workers (no secrets: credentials must already be in the workers' env).
+FORWARDED_ENV_PREFIXES = ("RMDEPTH_",)
+FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EC2_METADATA_DISABLED", "NO_PROXY", "no_proxy")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="", help="named preset (see --list-presets), e.g. tiny_cpu, kitti_640x192")
+    parser.add_argument("--config", default="", help="a RunConfig JSON file (e.g. config.json of a checkpoint) instead of --preset")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set optim.lr=2e-4 (repeatable)")
+    parser.add_argument("--name", default="", help="run name (default: the config's name); the same name resumes the run")
+    parser.add_argument("--storage-path", default="",
+                        help="where runs live: local dir or s3://bucket/prefix (default: $RMDEPTH_STORAGE or ./runs)")
+    parser.add_argument("--num-workers", type=int, default=0, help="training workers (default: scaling.num_workers)")
+    parser.add_argument("--elastic", default="", metavar="MIN,MAX", help="elastic worker range, e.g. 1,4")
+    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL)")
+    parser.add_argument("--address", default="", help="Ray address (default: $RAY_ADDRESS, else a local Ray instance)")
+    parser.add_argument("--tensorboard-dir", default="", help="local TensorBoard dir of rank 0 (also copied under the run)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config JSON and exit")
+    parser.add_argument("--list-presets", action="store_true", help="list the preset names and exit")
+
+
+@dataclass(kw_only=True)
+class TrainResult:
+    run_name: str
+    run_url: str
+    """`<storage_path>/<run_name>`: checkpoints, Ray's run state and tensorboard/."""
+    best_checkpoint_url: str | None
+    """Best kept checkpoint by validation AbsRel (the latest one when nothing was validated)."""
+    latest_checkpoint_url: str | None
+    final_step: int
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    """Validation rows (step, epoch, val_* metrics incl. the constant-depth baseline)."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Training log rows (step, epoch, loss, lr, samples_per_s, data_wait_fraction): the loss curve."""
+    parent: TrainResult | None = None
+    """The pretraining stage, when the config has one."""
+
+
+def resolve_config(args: argparse.Namespace):
+    from configs.core import apply_overrides, from_json
+    from configs.presets import get_preset
+    from configs.run import RunConfig
+    from pipeline import storage
+
+    if bool(args.preset) == bool(args.config):
+        raise UsageError("give exactly one of --preset NAME or --config FILE")
+    if args.preset:
+        cfg = get_preset(args.preset)
+    else:
+        if not storage.exists(args.config):
+            raise FileNotFoundError(f"--config {args.config}: no such file")
+        cfg = from_json(RunConfig, storage.read_text(args.config))
+    cfg = apply_overrides(cfg, list(args.overrides))
+    scaling = cfg.scaling
+    if args.num_workers:
+        scaling = replace(scaling, num_workers=args.num_workers, min_workers=0, max_workers=0)
+    if args.elastic:
+        try:
+            lo, hi = (int(v) for v in args.elastic.split(","))
+        except ValueError as e:
+            raise UsageError(f"--elastic {args.elastic!r}: expected MIN,MAX") from e
+        scaling = replace(scaling, min_workers=lo, max_workers=hi)
+    if args.use_gpu:
+        scaling = replace(scaling, use_gpu=True)
+    cfg = replace(cfg, scaling=scaling)
+    if args.name:
+        cfg = replace(cfg, name=args.name)
+    return cfg
+
+
+def default_storage_path() -> str:
+    return os.environ.get("RMDEPTH_STORAGE") or os.path.abspath("runs")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_presets:
+        from configs.presets import list_presets
+
+        print("\n".join(list_presets()))
+        return 0
+    from configs.core import to_json
+
+    cfg = resolve_config(args)
+    if args.print_config:
+        print(to_json(cfg))
+        return 0
+    if args.address:
+        os.environ["RAY_ADDRESS"] = args.address
+    result = train(cfg, storage_path=args.storage_path or default_storage_path(), tensorboard_dir=args.tensorboard_dir)
+    best = result.metrics[-1] if result.metrics else {}
+    print(
+        json.dumps(
+            {
+                "run": result.run_url,
+                "final_step": result.final_step,
+                "best_checkpoint": result.best_checkpoint_url,
+                "latest_checkpoint": result.latest_checkpoint_url,
+                "last_val_abs_rel": best.get("val_abs_rel"),
+                "last_val_baseline_abs_rel": best.get("val_baseline_abs_rel"),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Driver side
+def train(run_cfg, *, storage_path: str, run_name: str = "", tensorboard_dir: str = "", ray_init_kwargs: dict | None = None) -> TrainResult:
+    """Train `run_cfg` (configs.run.RunConfig) under Ray Train; resumes `<storage_path>/<run_name>` if it exists.
+
+    Starts a local Ray instance (or connects to $RAY_ADDRESS) when Ray is not initialised yet.
+    """
+    from pipeline import storage
+
+    name = run_name or run_cfg.name
+    if not storage.is_remote(storage_path):
+        storage_path = os.path.abspath(storage.strip_file_scheme(storage_path))
+    parent = None
+    if run_cfg.pretrain.epochs > 0 and not run_cfg.init_checkpoint:
+        stage1 = replace(
+            run_cfg,
+            name=f"{name}-pretrain",
+            data=run_cfg.pretrain.data,
+            train=replace(run_cfg.train, epochs=run_cfg.pretrain.epochs),
+            pretrain=replace(run_cfg.pretrain, epochs=0),
+        )
+        parent = _train_stage(stage1, f"{name}-pretrain", storage_path, tensorboard_dir, ray_init_kwargs)
+        if parent.best_checkpoint_url is None:
+            raise RuntimeError(f"pretraining run {parent.run_url} produced no checkpoint")
+        run_cfg = replace(run_cfg, init_checkpoint=parent.best_checkpoint_url)
+    result = _train_stage(run_cfg, name, storage_path, tensorboard_dir, ray_init_kwargs)
+    result.parent = parent
+    return result
+
+
+def _worker_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_ENV_PREFIXES)}
+
+
+def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str, ray_init_kwargs: dict | None) -> TrainResult:
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from configs.core import to_json
+    from engine.checkpoint import code_version
+    from pipeline import storage
+
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, **(ray_init_kwargs or {}))
+    sc = cfg.scaling
+    workers = (sc.min_workers, sc.max_workers) if sc.elastic else sc.num_workers
+    resources = {"CPU": sc.cpus_per_worker, **({"GPU": 1} if sc.use_gpu else {})}
+    trainer = TorchTrainer(
+        train_loop_per_worker=_worker_fn,
+        train_loop_config={
+            "run_config_json": to_json(cfg),
+            "run_name": name,
+            "code_version": code_version(),
+            "tensorboard_dir": tensorboard_dir,
+            "tensorboard_upload_url": storage.join(storage_path, name, "tensorboard"),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=workers,
+            use_gpu=sc.use_gpu,
+            resources_per_worker=resources,
+            elastic_resize_monitor_interval_s=sc.resize_check_interval_s,
+        ),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=storage_path,
+            failure_config=ray.train.FailureConfig(max_failures=sc.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.checkpoint.keep_top_k,
+                checkpoint_score_attribute=cfg.checkpoint.score_metric,
+                checkpoint_score_order="min",
+            ),
+            worker_runtime_env={"env_vars": _worker_env()},
+            callbacks=[_progress_callback()],
+        ),
+    )
+    result = trainer.fit()
+    run_url = storage.join(storage_path, name)
+
+    def url(ck) -> str:
+        return storage.join(run_url, os.path.basename(ck.path.rstrip("/")))
+
+    latest = url(result.checkpoint) if result.checkpoint is not None else None
+    best = latest
+    scored = [(m.get(cfg.checkpoint.score_metric, math.inf), ck) for ck, m in (result.best_checkpoints or [])]
+    scored = [(s, ck) for s, ck in scored if s is not None and math.isfinite(s)]
+    if scored:
+        best = url(min(scored, key=lambda t: t[0])[1])
+    history: dict[str, list] = {"train": [], "val": []}
+    if latest is not None and storage.exists(storage.join(latest, "history.json")):
+        history = json.loads(storage.read_text(storage.join(latest, "history.json")))
+    final_step = int(result.metrics.get("step", 0)) if result.metrics else 0
+    return TrainResult(
+        run_name=name,
+        run_url=run_url,
+        best_checkpoint_url=best,
+        latest_checkpoint_url=latest,
+        final_step=final_step,
+        metrics=history["val"],
+        history=history["train"],
+    )
+
+
+def _progress_callback():
+    from ray.train import UserCallback
+
+    class Progress(UserCallback):
+        """Prints one line per reported checkpoint on the Ray Train controller (driver node)."""
+
+        def after_report(self, run_context, metrics, checkpoint):
+            m = metrics[0] if metrics else {}
+            score = m.get("val_abs_rel", math.inf)
+            shown = f" val_abs_rel {score:.4f}" if math.isfinite(score) else ""
+            print(
+                f"[rmdepth train] checkpoint step {m.get('step')} epoch {m.get('epoch')} "
+                f"world {m.get('world_size')} loss {m.get('loss', float('nan')):.4f}{shown}",
+                flush=True,
+            )
+
+    return Progress()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker side
+def _worker_fn(config: dict[str, Any]) -> None:
+    from contextlib import contextmanager
+
+    import ray.train
+    import ray.train.torch
+
+    from configs.core import from_json
+    from configs.run import RunConfig
+    from engine.data import build_loaders
+    from engine.runtime import DistributedRuntime
+    from engine.trainer import fit
+
+    cfg = from_json(RunConfig, config["run_config_json"])
+    ctx = ray.train.get_context()
+
+    def report_fn(metrics: dict[str, float], checkpoint_dir: str | None, checkpoint_name: str) -> None:
+        ck = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ck, checkpoint_dir_name=checkpoint_name)
+
+    @contextmanager
+    def checkpoint_fn():
+        ck = ray.train.get_checkpoint()
+        if ck is None:
+            yield None
+            return
+        with ck.as_directory() as d:
+            yield d
+
+    runtime = DistributedRuntime(
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+        local_rank=ctx.get_local_rank(),
+        device=ray.train.torch.get_device(),
+        report_fn=report_fn,
+        checkpoint_fn=checkpoint_fn,
+    )
+    fit(
+        cfg,
+        runtime,
+        loaders=build_loaders,
+        run_name=config["run_name"],
+        code_version=config["code_version"],
+        tensorboard_dir=config["tensorboard_dir"],
+        tensorboard_upload_url=config["tensorboard_upload_url"],
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_module(sys.modules[__name__]))

@@ -1,0 +1,99 @@
+"""Building blocks shared by the depth and motion networks: conv blocks, residual upsampling, the RMU.
+
+Shape legend: B batch, C channels, H height, W width (of the tensor at hand).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """'batch' -> BatchNorm2d, 'group' -> GroupNorm (8 channels per group or fewer groups), 'none' -> Identity."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        groups = max(1, channels // 8)
+        while channels % groups:
+            groups -= 1
+        return nn.GroupNorm(groups, channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {norm!r}")
+
+
+def conv_block(cin: int, cout: int, *, kernel: int = 3, stride: int = 1, norm: str = "none") -> nn.Sequential:
+    """Conv -> norm -> LeakyReLU(0.1) (LiteFlowNet's activation). No conv bias when a norm follows."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=norm == "none"),
+        make_norm(norm, cout),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class ResidualUpsample(nn.Module):
+    """x2 upsampling with one transposed-conv filter set per frequency band (spec 1.4, eq. 10).
+
+    low = AvgPool3x3(x) (low-pass), high = x - low (the residual band); out = ConvT_L(low) + ConvT_H(high).
+    With use_residual=False a single ConvT4x4 s2 (the ablation). The output is cropped to `size_HW`, so input
+    sizes that are not multiples of the pyramid stride work (ceil-sized coarser levels).
+    """
+
+    def __init__(self, cin: int, cout: int, *, use_residual: bool = True) -> None:
+        super().__init__()
+        self.up_low = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
+        self.up_high = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1) if use_residual else None
+
+    def forward(self, x_BCHW: torch.Tensor, size_HW: tuple[int, int]) -> torch.Tensor:
+        if self.up_high is None:
+            out = self.up_low(x_BCHW)
+        else:
+            low = F.avg_pool2d(x_BCHW, 3, stride=1, padding=1, count_include_pad=False)
+            out = self.up_low(low) + self.up_high(x_BCHW - low)
+        return out[..., : size_HW[0], : size_HW[1]]
+
+
+class RMU(nn.Module):
+    """Recurrent Modulation Unit (Fig. 3): K steps with weights shared across steps.
+
+    (4a) [w, b] = conv_a(cat[F, h])            (4b) F' = tanh(conv_b(w * F + b))
+    (5a) z = sigmoid(conv_c(cat[h, F']))        (5b) h = (1 - z) * h + z * F'
+    use_modulation=False: F' = tanh(conv_b(F)) (the "w/o modulation" ablation; conv_a is not built).
+    """
+
+    def __init__(
+        self, enc_channels: int, hidden_channels: int, *, steps: int, use_modulation: bool = True
+    ) -> None:
+        super().__init__()
+        self.steps = steps
+        ce, ch = enc_channels, hidden_channels
+        self.conv_a = nn.Conv2d(ce + ch, 2 * ce, 3, padding=1) if use_modulation else None
+        self.conv_b = nn.Conv2d(ce, ch, 3, padding=1)
+        self.conv_c = nn.Conv2d(ch + ch, ch, 3, padding=1)
+
+    def forward(self, feat_BCHW: torch.Tensor, h_BCHW: torch.Tensor) -> torch.Tensor:
+        feat_mod = None
+        if self.conv_a is None:
+            feat_mod = torch.tanh(self.conv_b(feat_BCHW))  # no modulation: F' is the same at every step
+        for _ in range(self.steps):
+            if self.conv_a is None:
+                f_prime = feat_mod
+            else:
+                w, b = self.conv_a(torch.cat([feat_BCHW, h_BCHW], dim=1)).chunk(2, dim=1)
+                f_prime = torch.tanh(self.conv_b(w * feat_BCHW + b))
+            z = torch.sigmoid(self.conv_c(torch.cat([h_BCHW, f_prime], dim=1)))
+            h_BCHW = (1.0 - z) * h_BCHW + z * f_prime
+        return h_BCHW
+
+
+class ConcatFusion(nn.Module):
+    """Conventional fusion (eq. 3, the "w/o RMU" ablation): h = LeakyReLU(norm(conv(cat[F, h0])))."""
+
+    def __init__(self, enc_channels: int, hidden_channels: int, *, norm: str) -> None:
+        super().__init__()
+        self.block = conv_block(enc_channels + hidden_channels, hidden_channels, norm=norm)
+
+    def forward(self, feat_BCHW: torch.Tensor, h_BCHW: torch.Tensor) -> torch.Tensor:
+        return self.block(torch.cat([feat_BCHW, h_BCHW], dim=1))

@@ -1,0 +1,125 @@
+"""Pure training losses: photometric (SSIM + L1), min-reprojection with auto-masking, edge-aware smoothness,
+and the two regularisers of the object motion field (RM-Depth's outlier-aware one and Li et al.'s).
+
+Shape legend: B batch, C channels (3 for images), S sources, H, W resolution.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_C1 = 0.01**2
+_C2 = 0.03**2
+
+
+def ssim_dissimilarity(x_BCHW: torch.Tensor, y_BCHW: torch.Tensor) -> torch.Tensor:
+    """clamp((1 - SSIM) / 2, 0, 1) per pixel and channel; 3x3 average pooling with reflection padding (Monodepth2)."""
+    x = F.pad(x_BCHW, (1, 1, 1, 1), mode="reflect")
+    y = F.pad(y_BCHW, (1, 1, 1, 1), mode="reflect")
+    mu_x = F.avg_pool2d(x, 3, 1)
+    mu_y = F.avg_pool2d(y, 3, 1)
+    sigma_x = F.avg_pool2d(x * x, 3, 1) - mu_x**2
+    sigma_y = F.avg_pool2d(y * y, 3, 1) - mu_y**2
+    sigma_xy = F.avg_pool2d(x * y, 3, 1) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + _C1) * (2 * sigma_xy + _C2)
+    den = (mu_x**2 + mu_y**2 + _C1) * (sigma_x + sigma_y + _C2)
+    return torch.clamp((1 - num / den) / 2, 0, 1)
+
+
+def photometric_error(
+    pred_BCHW: torch.Tensor, target_BCHW: torch.Tensor, *, ssim_weight: float = 0.85
+) -> torch.Tensor:
+    """pe_B1HW = w * SSIM-dissimilarity + (1 - w) * L1, averaged over channels."""
+    l1 = (pred_BCHW - target_BCHW).abs().mean(dim=1, keepdim=True)
+    if ssim_weight == 0:
+        return l1
+    ssim = ssim_dissimilarity(pred_BCHW, target_BCHW).mean(dim=1, keepdim=True)
+    return ssim_weight * ssim + (1 - ssim_weight) * l1
+
+
+def min_reprojection_loss(
+    reprojection_BSHW: torch.Tensor,
+    identity_BSHW: torch.Tensor | None,
+    *,
+    use_min: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monodepth2's reprojection term.
+
+    Args:
+        reprojection_BSHW: photometric error of each warped source against the target.
+        identity_BSHW: error of each *unwarped* source (auto-masking), or None to disable auto-masking.
+        use_min: per-pixel minimum over the sources (else the mean).
+    Returns:
+        (loss, automask_B1HW): the scalar loss (mean of the per-pixel minimum, as in Monodepth2) and the float mask
+        of pixels where a warped source beat every unwarped source (all ones without auto-masking).
+    """
+    reproj = reprojection_BSHW if use_min else reprojection_BSHW.mean(dim=1, keepdim=True)
+    if identity_BSHW is None:
+        per_pixel = reproj.min(dim=1, keepdim=True).values
+        return per_pixel.mean(), torch.ones_like(per_pixel)
+    # Tiny noise breaks ties where the image is static (Monodepth2: 1e-5 * N(0, 1)).
+    identity = identity_BSHW + 1e-5 * torch.randn_like(identity_BSHW)
+    if not use_min:
+        identity = identity.mean(dim=1, keepdim=True)
+    combined = torch.cat([identity, reproj], dim=1)
+    per_pixel, idx = combined.min(dim=1, keepdim=True)
+    return per_pixel.mean(), (idx >= identity.shape[1]).to(per_pixel.dtype)
+
+
+def smoothness_loss(disp_B1HW: torch.Tensor, image_B3HW: torch.Tensor) -> torch.Tensor:
+    """Edge-aware smoothness of mean-normalised disparity: |dx d| e^-|dx I| + |dy d| e^-|dy I| (Monodepth2)."""
+    d = disp_B1HW / (disp_B1HW.mean(dim=(2, 3), keepdim=True) + 1e-7)
+    grad_d_x = (d[..., :, :-1] - d[..., :, 1:]).abs()
+    grad_d_y = (d[..., :-1, :] - d[..., 1:, :]).abs()
+    grad_i_x = (image_B3HW[..., :, :-1] - image_B3HW[..., :, 1:]).abs().mean(dim=1, keepdim=True)
+    grad_i_y = (image_B3HW[..., :-1, :] - image_B3HW[..., 1:, :]).abs().mean(dim=1, keepdim=True)
+    return (grad_d_x * torch.exp(-grad_i_x)).mean() + (grad_d_y * torch.exp(-grad_i_y)).mean()
+
+
+def normalize_motion(residual_B3HW: torch.Tensor, total_B3HW: torch.Tensor) -> torch.Tensor:
+    """Li et al.'s normalisation: T_res / sqrt(3 * mean_CHW(T_total^2) + 1e-12), per image."""
+    norm = 3.0 * total_B3HW.square().mean(dim=(1, 2, 3), keepdim=True)
+    return residual_B3HW / torch.sqrt(norm + 1e-12)
+
+
+def li_motion_regularizer(residual_B3HW: torch.Tensor, total_B3HW: torch.Tensor) -> torch.Tensor:
+    """Li et al. 2020 (regularizers.py): L1 smoothness (no wrap-around) + sqrt sparsity of the normalised field."""
+    t = normalize_motion(residual_B3HW, total_B3HW)
+    dx = (t - torch.roll(t, 1, dims=3))[..., 1:, 1:]
+    dy = (t - torch.roll(t, 1, dims=2))[..., 1:, 1:]
+    smooth = torch.sqrt(1e-24 + dx.square() + dy.square()).mean()
+    abs_t = t.abs()
+    mean = abs_t.mean(dim=(2, 3), keepdim=True).detach()
+    sparsity = (2 * mean * torch.sqrt(abs_t / (mean + 1e-24) + 1)).mean()
+    return smooth + sparsity
+
+
+def outlier_mask(
+    error_cam_B1HW: torch.Tensor, error_full_B1HW: torch.Tensor, *, sigma: float = 1.0
+) -> torch.Tensor:
+    """Eq. 12 [I, spec 3.4]: pixels whose rigid (camera-only) reprojection error is a statistical outlier
+    (> mean + sigma * std of that image) AND that the object motion field explains better. Float mask_B1HW."""
+    e_cam = error_cam_B1HW.detach()
+    mean = e_cam.mean(dim=(1, 2, 3), keepdim=True)
+    std = e_cam.std(dim=(1, 2, 3), keepdim=True)
+    outlier = (e_cam > mean + sigma * std) & (error_full_B1HW.detach() < e_cam)
+    return outlier.to(e_cam.dtype)
+
+
+def total_variation(field_BCHW: torch.Tensor) -> torch.Tensor:
+    """Per-pixel anisotropic TV, sum_c |dx| + |dy| with forward differences (0 at the last row/column): tv_B1HW."""
+    dx = F.pad((field_BCHW[..., :, 1:] - field_BCHW[..., :, :-1]).abs(), (0, 1, 0, 0))
+    dy = F.pad((field_BCHW[..., 1:, :] - field_BCHW[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return (dx + dy).sum(dim=1, keepdim=True)
+
+
+def outlier_aware_regularizer(
+    motion_B3HW: torch.Tensor, total_B3HW: torch.Tensor, outlier_B1HW: torch.Tensor
+) -> torch.Tensor:
+    """Eq. 13 [I, spec 3.4]: L1 of the normalised field outside the outliers (rigid regions must not move)
+    + 0.5 * its TV inside them (object motion is piecewise smooth)."""
+    t = normalize_motion(motion_B3HW, total_B3HW)
+    rigid = ((1 - outlier_B1HW) * t.abs().sum(dim=1, keepdim=True)).mean()
+    inside = (outlier_B1HW * total_variation(t)).mean()
+    return rigid + 0.5 * inside

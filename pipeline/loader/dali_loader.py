@@ -1,0 +1,257 @@
+"""DALI loaders: a RankPlan becomes per-epoch DALI index files, a pipeline, and Batch / EvalBatch objects.
+
+Shape legend: B batch, S=3 frames, C=3, H, W training size.
+
+Each `epoch_iterator(epoch, start_step)` call writes, into a temporary directory, one small .idx file per run of
+consecutive plan entries from the same tar (the tar's own index lines, in plan order), and builds a pipeline whose
+webdataset reader reads exactly those samples in that order: no reader-side shuffle, no skipping by decoding.
+Augmentation parameters for the same entries are fed through external_source, so the output is deterministic per
+(seed, epoch) and a resume at (epoch, step) reproduces the remaining batches exactly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
+
+from pipeline.batch import Batch, EvalBatch
+from pipeline.loader import augment, partition
+from pipeline.loader.config import LoaderConfig
+from pipeline.loader.dali_pipeline import (
+    EVAL_OUTPUTS,
+    READER_NAME,
+    TRAIN_OUTPUTS,
+    eval_pipeline,
+    triplet_pipeline,
+)
+from pipeline.loader.shardset import ShardSet, load_npy
+
+log = logging.getLogger(__name__)
+
+
+def check_dali_s3_env(urls: tuple[str, ...]) -> None:
+    """DALI's S3 client (aws-sdk-cpp) uses virtual-host addressing: a custom endpoint must be an IP literal."""
+    if not any(u.startswith("s3://") for u in urls):
+        return
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if not endpoint:
+        return
+    host = urllib.parse.urlparse(endpoint).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        log.warning(
+            "AWS_ENDPOINT_URL host %r is not an IP literal: DALI's S3 client will address <bucket>.%s; "
+            "use an IP endpoint or LoaderConfig.cache_dir",
+            host,
+            host,
+        )
+
+
+def _write_indices(shard_set: ShardSet, ids_M: np.ndarray, dirpath: str) -> tuple[list[str], list[str]]:
+    """One .idx per run of same-tar entries; returns (tar paths, index paths) in read order."""
+    shard_of_M = np.array([shard_set.samples[i].shard for i in ids_M], dtype=np.int64)
+    paths, index_paths = [], []
+    for j, (shard, a, b) in enumerate(partition.segments(shard_of_M)):
+        p = os.path.join(dirpath, f"seg-{j:07d}.idx")
+        lines = [shard_set.samples[i].line for i in ids_M[a:b]]
+        with open(p, "w") as f:
+            f.write(f"v1.2 {len(lines)}\n" + "\n".join(lines) + "\n")
+        paths.append(shard_set.tar_urls[shard])
+        index_paths.append(p)
+    return paths, index_paths
+
+
+def _meta_keys(meta_BL: torch.Tensor) -> list[str | None]:
+    out = []
+    for row in meta_BL.cpu().numpy():
+        text = bytes(row).rstrip(b"\0")
+        try:
+            out.append(json.loads(text).get("key"))
+        except (ValueError, AttributeError):
+            out.append(None)
+    return out
+
+
+def _check_keys(expected: list[str], meta_BL: torch.Tensor, where: str) -> None:
+    for want, got in zip(expected, _meta_keys(meta_BL)):
+        if got is not None and got != want:
+            raise ValueError(f"{where}: meta.json key {got!r} != tar member key {want!r}")
+
+
+def _applied_params(out: dict) -> augment.AugmentParams:
+    """The geometric parameters the graph applied (its external_source outputs), as float64 (x0, y0, x1, y1)."""
+    start = out["roi_start"].cpu().numpy().astype(np.float64)
+    end = out["roi_end"].cpu().numpy().astype(np.float64)
+    roi = np.stack([start[:, 1], start[:, 0], end[:, 1], end[:, 0]], axis=1)
+    flip = out["flip"].cpu().numpy().reshape(-1) != 0
+    return augment.AugmentParams(flip_N=flip, roi_N4=roi, color_N4=np.zeros((len(flip), 4)))
+
+
+class _DaliBase:
+    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id):
+        self.shard_set = shard_set
+        self.cfg = cfg
+        self.rank = rank
+        self.world_size = world_size
+        self.device_id = device_id
+        self.decode_device = "mixed" if device_id is not None else "cpu"
+        check_dali_s3_env(shard_set.tar_urls)
+
+    def _run(self, plan: partition.RankPlan, build_pipe, output_map) -> Iterator[tuple[int, dict]]:
+        """Yield (batch index within `plan`, outputs) for every batch of `plan`."""
+        if plan.num_batches == 0:
+            return
+        tmp = tempfile.mkdtemp(prefix="rmdepth-dali-idx-")
+        it = pipe = None
+        try:
+            paths, index_paths = _write_indices(self.shard_set, plan.sample_ids_M, tmp)
+            pipe = build_pipe(
+                paths=paths,
+                index_paths=index_paths,
+                height=self.cfg.height,
+                width=self.cfg.width,
+                decode_device=self.decode_device,
+                batch_size=self.cfg.batch_size,
+                num_threads=self.cfg.num_threads,
+                device_id=self.device_id,
+                seed=self.cfg.seed,
+                prefetch_queue_depth=self.cfg.prefetch,
+            )
+            it = DALIGenericIterator(
+                [pipe], list(output_map), reader_name=READER_NAME, last_batch_policy=LastBatchPolicy.DROP
+            )
+            for step in range(plan.num_batches):
+                yield step, next(it)[0]
+        finally:
+            del it, pipe
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+class DaliTrainLoader(_DaliBase):
+    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
+
+    kind = "dali"
+
+    def plan(self, epoch: int) -> partition.RankPlan:
+        shard_of_N = np.array([s.shard for s in self.shard_set.samples], dtype=np.int64)
+        return partition.train_plan(
+            shard_of_N,
+            rank=self.rank,
+            world_size=self.world_size,
+            batch_size=self.cfg.batch_size,
+            seed=self.cfg.seed,
+            epoch=epoch,
+            shuffle=self.cfg.shuffle,
+            block=self.cfg.shuffle_block,
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
+
+    def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        plan = self.plan(epoch).from_step(start_step)
+        ids = plan.sample_ids_M
+        params = augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+        B = self.cfg.batch_size
+        nb = plan.num_batches
+
+        def source(info):
+            sl = slice((info.iteration % nb) * B, (info.iteration % nb + 1) * B)
+            p = params.take(sl)
+            roi = p.roi_N4.astype(np.float32)
+            col = p.color_N4.astype(np.float32)
+            return (
+                p.flip_N.astype(np.int32),
+                np.ascontiguousarray(roi[:, [1, 0]]),
+                np.ascontiguousarray(roi[:, [3, 2]]),
+                col[:, 0].copy(),
+                col[:, 1].copy(),
+                col[:, 2].copy(),
+                col[:, 3].copy(),
+            )
+
+        build = lambda **kw: triplet_pipeline(params_source=source, **kw)  # noqa: E731
+        for step, out in self._run(plan, build, TRAIN_OUTPUTS):
+            sl = slice(step * B, (step + 1) * B)
+            entries = [self.shard_set.samples[i] for i in ids[sl]]
+            keys = [e.key for e in entries]
+            _check_keys(keys, out["meta"], self.shard_set.tar_urls[entries[0].shard])
+            shape = out["shape"].cpu().numpy()
+            applied = _applied_params(out)
+            expected = params.take(sl)
+            if not (
+                np.array_equal(applied.flip_N, expected.flip_N)
+                and np.array_equal(applied.roi_N4, expected.roi_N4)
+            ):
+                raise RuntimeError(f"DALI batch {step}: augmentation parameters out of step with the reader")
+            K = augment.adjust_K_N33(
+                out["k"].cpu().numpy().reshape(-1, 3, 3).astype(np.float64),
+                src_wh_N2=shape[:, [1, 0]],
+                params=applied,
+                dst_wh=(self.cfg.width, self.cfg.height),
+            )
+            frames = out["frames"]
+            yield Batch(
+                frames_aug_BSCHW=out["frames_aug"].float().div_(255.0),
+                frames_BSCHW=frames.float().div_(255.0),
+                K_B33=torch.from_numpy(K).to(frames.device),
+                keys=tuple(keys),
+            )
+
+
+class DaliEvalLoader(_DaliBase):
+    """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B)."""
+
+    kind = "dali"
+
+    def plan(self) -> partition.RankPlan:
+        return partition.eval_plan(
+            len(self.shard_set.samples),
+            rank=self.rank,
+            world_size=self.world_size,
+            batch_size=self.cfg.batch_size,
+        )
+
+    @property
+    def num_batches_per_epoch(self) -> int:
+        return self.plan().num_batches
+
+    def __iter__(self) -> Iterator[EvalBatch]:
+        return self.epoch_iterator(0)
+
+    def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[EvalBatch]:
+        plan = self.plan().from_step(start_step)
+        B = self.cfg.batch_size
+        for step, out in self._run(plan, eval_pipeline, EVAL_OUTPUTS):
+            sl = slice(step * B, (step + 1) * B)
+            entries = [self.shard_set.samples[i] for i in plan.sample_ids_M[sl]]
+            keys = [e.key for e in entries]
+            _check_keys(keys, out["meta"], self.shard_set.tar_urls[entries[0].shard])
+            shape = out["shape"].cpu().numpy()
+            K = augment.adjust_K_N33(
+                out["k"].cpu().numpy().reshape(-1, 3, 3).astype(np.float64),
+                src_wh_N2=shape[:, [1, 0]],
+                params=augment.identity_params(len(entries)),
+                dst_wh=(self.cfg.width, self.cfg.height),
+            )
+            gts = tuple(load_npy(bytes(row), entries[i].key) for i, row in enumerate(out["gt"].cpu().numpy()))
+            image = out["image"]
+            yield EvalBatch(
+                image_B3HW=image.float().div_(255.0),
+                K_B33=torch.from_numpy(K).to(image.device),
+                gt_depths=gts,
+                keys=tuple(keys),
+                valid_B=torch.from_numpy(plan.valid_M[sl].copy()),
+            )

@@ -1,0 +1,218 @@
+"""Reference loaders: PIL + NumPy in a torch DataLoader, with the same Batch contract and augmentation as DALI.
+
+Shape legend: B batch, S=3 frames, C=3, H, W training size.
+
+Samples are read by byte range from their tar through the shard set's .idx (local files with os.pread, object
+storage with ranged GETs through fsspec/s3fs), so this loader follows exactly the same RankPlan as the DALI loader:
+same keys in the same batches, same augmentation parameters, same intrinsics math. It serves machines without DALI
+and is the oracle of the parity tests.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pipeline import storage
+from pipeline.batch import Batch, EvalBatch
+from pipeline.loader import augment, partition
+from pipeline.loader.config import LoaderConfig
+from pipeline.loader.shardset import SampleEntry, ShardSet, load_npy
+
+
+class _ByteReader:
+    """Reads (tar, offset, size) ranges; file handles are opened lazily in the process that uses them."""
+
+    def __init__(self, tar_urls: tuple[str, ...]):
+        self.tar_urls = tar_urls
+        self._fds: dict[int, tuple[int, int]] = {}  # shard -> (pid, fd)
+
+    def read(self, entry: SampleEntry, component: str) -> bytes:
+        off, size = entry.components[component]
+        url = self.tar_urls[entry.shard]
+        if storage.is_remote(url):
+            fs, path = storage.filesystem(url)
+            data = fs.cat_file(path, start=off, end=off + size)
+        else:
+            pid_fd = self._fds.get(entry.shard)
+            if pid_fd is None or pid_fd[0] != os.getpid():
+                pid_fd = (os.getpid(), os.open(storage.strip_file_scheme(url), os.O_RDONLY))
+                self._fds[entry.shard] = pid_fd
+            data = os.pread(pid_fd[1], size, off)
+        if len(data) != size:
+            raise ValueError(
+                f"{url}: sample {entry.key!r} {component} truncated ({len(data)} of {size} bytes)"
+            )
+        return data
+
+
+def _decode_rgb(data: bytes, url: str, key: str, component: str) -> Image.Image:
+    try:
+        img = Image.open(io.BytesIO(data))
+        return img.convert("RGB")
+    except OSError as e:
+        raise ValueError(f"{url}: sample {key!r} {component} is not a decodable image ({e})") from e
+
+
+def _k33(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<f4").reshape(3, 3).astype(np.float64)
+
+
+class _TrainDataset(torch.utils.data.Dataset):
+    def __init__(self, entries, tar_urls, params: augment.AugmentParams, dst_wh):
+        self.entries = entries
+        self.reader = _ByteReader(tar_urls)
+        self.params = params
+        self.dst_wh = dst_wh
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int):
+        e = self.entries[i]
+        roi, flip, color = self.params.roi_N4[i], bool(self.params.flip_N[i]), self.params.color_N4[i]
+        plain, aug = [], []
+        src_wh = None
+        for comp in ("prev.jpg", "tgt.jpg", "next.jpg"):
+            img = _decode_rgb(self.reader.read(e, comp), self.reader.tar_urls[e.shard], e.key, comp)
+            if comp == "tgt.jpg":
+                src_wh = img.size
+            x = augment.resize_roi_flip(img, roi_4=roi, flip=flip, dst_wh=self.dst_wh)
+            plain.append(x)
+            aug.append(augment.color_twist_HWC(x, color))
+        K = augment.adjust_K(
+            _k33(self.reader.read(e, "k.f32")), src_wh=src_wh, roi_4=roi, flip=flip, dst_wh=self.dst_wh
+        )
+        return (
+            np.stack(aug).transpose(0, 3, 1, 2),
+            np.stack(plain).transpose(0, 3, 1, 2),
+            K.astype(np.float32),
+            e.key,
+        )
+
+
+def _collate_train(items) -> Batch:
+    aug, plain, K, keys = zip(*items)
+    return Batch(
+        frames_aug_BSCHW=torch.from_numpy(np.stack(aug)).float().div_(255.0),
+        frames_BSCHW=torch.from_numpy(np.stack(plain)).float().div_(255.0),
+        K_B33=torch.from_numpy(np.stack(K)),
+        keys=tuple(keys),
+    )
+
+
+class _EvalDataset(torch.utils.data.Dataset):
+    def __init__(self, entries, tar_urls, valid_M, dst_wh):
+        self.entries = entries
+        self.reader = _ByteReader(tar_urls)
+        self.valid_M = valid_M
+        self.dst_wh = dst_wh
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i: int):
+        e = self.entries[i]
+        img = _decode_rgb(self.reader.read(e, "tgt.jpg"), self.reader.tar_urls[e.shard], e.key, "tgt.jpg")
+        x = augment.resize_roi_flip(img, roi_4=np.array([0.0, 0.0, 1.0, 1.0]), flip=False, dst_wh=self.dst_wh)
+        K = augment.adjust_K(
+            _k33(self.reader.read(e, "k.f32")),
+            src_wh=img.size,
+            roi_4=np.array([0.0, 0.0, 1.0, 1.0]),
+            flip=False,
+            dst_wh=self.dst_wh,
+        )
+        gt = load_npy(self.reader.read(e, "gt.npy"), e.key)
+        return x.transpose(2, 0, 1), K.astype(np.float32), gt, e.key, bool(self.valid_M[i])
+
+
+def _collate_eval(items) -> EvalBatch:
+    img, K, gt, keys, valid = zip(*items)
+    return EvalBatch(
+        image_B3HW=torch.from_numpy(np.stack(img)).float().div_(255.0),
+        K_B33=torch.from_numpy(np.stack(K)),
+        gt_depths=tuple(gt),
+        keys=tuple(keys),
+        valid_B=torch.tensor(valid, dtype=torch.bool),
+    )
+
+
+class _RefBase:
+    kind = "reference"
+
+    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int):
+        self.shard_set = shard_set
+        self.cfg = cfg
+        self.rank = rank
+        self.world_size = world_size
+
+    def _loader(self, dataset, collate) -> torch.utils.data.DataLoader:
+        workers = self.cfg.num_workers
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.cfg.batch_size,
+            shuffle=False,
+            drop_last=False,
+            num_workers=workers,
+            collate_fn=collate,
+            prefetch_factor=self.cfg.prefetch if workers > 0 else None,
+        )
+
+
+class ReferenceTrainLoader(_RefBase):
+    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
+
+    def plan(self, epoch: int) -> partition.RankPlan:
+        shard_of_N = np.array([s.shard for s in self.shard_set.samples], dtype=np.int64)
+        return partition.train_plan(
+            shard_of_N,
+            rank=self.rank,
+            world_size=self.world_size,
+            batch_size=self.cfg.batch_size,
+            seed=self.cfg.seed,
+            epoch=epoch,
+            shuffle=self.cfg.shuffle,
+            block=self.cfg.shuffle_block,
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
+
+    def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        plan = self.plan(epoch).from_step(start_step)
+        ids = plan.sample_ids_M
+        params = augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+        entries = [self.shard_set.samples[i] for i in ids]
+        ds = _TrainDataset(entries, self.shard_set.tar_urls, params, (self.cfg.width, self.cfg.height))
+        yield from self._loader(ds, _collate_train)
+
+
+class ReferenceEvalLoader(_RefBase):
+    """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B)."""
+
+    def plan(self) -> partition.RankPlan:
+        return partition.eval_plan(
+            len(self.shard_set.samples),
+            rank=self.rank,
+            world_size=self.world_size,
+            batch_size=self.cfg.batch_size,
+        )
+
+    @property
+    def num_batches_per_epoch(self) -> int:
+        return self.plan().num_batches
+
+    def __iter__(self) -> Iterator[EvalBatch]:
+        return self.epoch_iterator(0)
+
+    def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[EvalBatch]:
+        plan = self.plan().from_step(start_step)
+        entries = [self.shard_set.samples[i] for i in plan.sample_ids_M]
+        ds = _EvalDataset(entries, self.shard_set.tar_urls, plan.valid_M, (self.cfg.width, self.cfg.height))
+        yield from self._loader(ds, _collate_eval)

@@ -1,0 +1,122 @@
+"""Loss invariants: identical images, auto-masking, smoothness, motion regularisers, burn-in schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model import losses as L
+from model.config import LossConfig
+from tests.model import scene
+
+
+def test_photometric_error_zero_for_identical_images_and_positive_otherwise():
+    x = torch.rand(2, 3, 20, 30)
+    assert L.photometric_error(x, x).abs().max() < 1e-6
+    y = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    pe = L.photometric_error(y, x)
+    assert pe.shape == (2, 1, 20, 30) and pe.mean() > 0.01
+
+
+def test_ssim_is_one_for_identical_and_reflection_padded():
+    x = torch.rand(1, 3, 8, 9)
+    assert L.ssim_dissimilarity(x, x).max() < 1e-6
+    assert L.ssim_dissimilarity(x, 1 - x).shape == x.shape
+
+
+def test_automask_keeps_pixels_a_static_camera_explains():
+    """Where the sources equal the target (static scene + static camera) the identity term wins: masked out.
+    Where a source differs from the target and the warp explains it, the pixel is kept."""
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 16, 16)
+    moved = torch.rand(1, 3, 16, 16)
+    static = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    static[..., :8] = True  # left half: the sources show exactly the target
+    source = torch.where(static, target, moved)
+    identity = torch.cat([L.photometric_error(source, target)] * 2, dim=1)
+    # the warp reproduces the target everywhere up to a small error
+    warped = (target + 0.01).clamp(0, 1)
+    reproj = torch.cat([L.photometric_error(warped, target)] * 2, dim=1)
+    loss, mask = L.min_reprojection_loss(reproj, identity)
+    assert mask[..., :7].sum() == 0  # column 7: the 3x3 SSIM window sees the moved half
+    assert mask[..., 10:].min() == 1  # away from the 3x3 SSIM window at the boundary
+    assert loss < reproj.mean()
+    no_mask_loss, ones = L.min_reprojection_loss(reproj, None)
+    assert ones.min() == 1 and torch.isclose(no_mask_loss, reproj.min(dim=1).values.mean())
+
+
+def test_min_reprojection_picks_the_better_source():
+    a = torch.full((1, 1, 4, 4), 0.2)
+    b = torch.full((1, 1, 4, 4), 0.5)
+    loss, _ = L.min_reprojection_loss(torch.cat([a, b], 1), None)
+    assert loss.item() == pytest.approx(0.2)
+    loss_mean, _ = L.min_reprojection_loss(torch.cat([a, b], 1), None, use_min=False)
+    assert loss_mean.item() == pytest.approx(0.35)
+
+
+def test_smoothness_zero_for_constant_disparity_and_edge_aware():
+    image = torch.rand(1, 3, 16, 16)
+    assert L.smoothness_loss(torch.full((1, 1, 16, 16), 0.3), image) == 0
+    disp = torch.zeros(1, 1, 16, 16)
+    disp[..., 8:] = 1.0
+    disp = disp + 0.1
+    flat = torch.zeros(1, 3, 16, 16)
+    edge = torch.zeros(1, 3, 16, 16)
+    edge[..., 8:] = 1.0
+    assert L.smoothness_loss(disp, edge) < L.smoothness_loss(disp, flat)
+    # mean-normalised: scaling the disparity does not change the loss
+    assert torch.isclose(L.smoothness_loss(disp, flat), L.smoothness_loss(3 * disp, flat))
+
+
+def test_outlier_aware_regularizer_zero_field_and_rigid_penalty():
+    total = torch.zeros(2, 3, 12, 12)
+    total[:, 2] = 0.5  # camera translation
+    no_outliers = torch.zeros(2, 1, 12, 12)
+    zero = torch.zeros(2, 3, 12, 12)
+    assert L.outlier_aware_regularizer(zero, total + zero, no_outliers) == 0
+    field = torch.zeros(2, 3, 12, 12)
+    field[:, 0, 4:8, 4:8] = 0.3
+    rigid_penalty = L.outlier_aware_regularizer(field, total + field, no_outliers)
+    assert rigid_penalty > 0
+    # the same motion inside detected outliers (pixels the rigid model cannot explain) costs less
+    outliers = torch.zeros(2, 1, 12, 12)
+    outliers[..., 3:9, 3:9] = 1
+    assert L.outlier_aware_regularizer(field, total + field, outliers) < rigid_penalty
+    field.requires_grad_(True)
+    L.outlier_aware_regularizer(field, total + field, no_outliers).backward()
+    assert field.grad.abs().sum() > 0
+
+
+def test_outlier_mask_selects_rigid_outliers_that_motion_explains():
+    e_cam = torch.full((1, 1, 10, 10), 0.1)
+    e_cam[..., :2, :2] = 0.9
+    e_full = e_cam.clone()
+    e_full[..., :2, :1] = 0.05  # the field explains half of the outliers
+    mask = L.outlier_mask(e_cam, e_full)
+    assert mask.sum() == 2 and mask[..., :2, :1].min() == 1
+
+
+def test_li_regularizer_zero_field_and_sparsity():
+    total = torch.ones(1, 3, 10, 10)
+    assert L.li_motion_regularizer(torch.zeros(1, 3, 10, 10), total) < 1e-9
+    field = torch.zeros(1, 3, 10, 10)
+    field[..., 2:5, 2:5] = 0.5
+    assert L.li_motion_regularizer(field, total + field) > 0
+
+
+def test_photometric_error_of_exact_warp_is_small_on_the_scene():
+    target, _ = scene.render(32, 96)
+    source, _ = scene.render(32, 96, center=(0.0, 0.0, 0.5))
+    assert L.photometric_error(source[None], target[None]).mean() > 0.05
+
+
+def test_motion_burn_in_schedule_and_validation():
+    cfg = LossConfig(motion_burnin_start=10, motion_burnin_end=20)
+    assert [cfg.motion_scale(s) for s in (0, 9, 10, 15, 20, 100)] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+    assert LossConfig(motion_burnin_start=0, motion_burnin_end=0).motion_scale(0) == 1.0
+    with pytest.raises(ValueError, match="motion_burnin"):
+        LossConfig(motion_burnin_start=5, motion_burnin_end=1)
+    with pytest.raises(ValueError, match="motion_regularizer"):
+        LossConfig(motion_regularizer="nope")
+    with pytest.raises(ValueError, match="num_scales"):
+        LossConfig(num_scales=5)

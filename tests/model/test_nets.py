@@ -1,0 +1,165 @@
+"""Depth/motion networks and the training step: parameter count, ablations, gradients, DDP, batch independence."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from model.config import DepthNetConfig, LossConfig, MotionNetConfig
+from model.depth_net import DepthNet, num_parameters
+from model.train_step import RMDepthNets, StepOutput, build_nets, predict_depth, train_step
+from tests.model import scene
+
+H, W = 32, 96
+PAPER_PARAMS = 2.97e6
+
+
+def _batch(batch_size: int = 2, seed: int = 0) -> SimpleNamespace:
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.rand(batch_size, 3, 3, H, W, generator=g)
+    K = scene.intrinsics(H, W).float().expand(batch_size, 3, 3).clone()
+    return SimpleNamespace(frames_aug_BSCHW=frames, frames_BSCHW=frames, K_B33=K)
+
+
+def test_default_depth_net_has_the_papers_parameter_count():
+    count = num_parameters(DepthNet(DepthNetConfig()))
+    print(f"depth net parameters: {count:,}")
+    assert abs(count / PAPER_PARAMS - 1) < 0.03, count
+
+
+@pytest.mark.parametrize(
+    "depth_kw, motion_kw, loss_kw",
+    [
+        ({}, {}, {}),
+        ({"rmu_steps": (1, 1, 1)}, {}, {}),
+        ({"rmu_steps": (2, 2, 2)}, {}, {}),
+        ({"rmu_steps": (4, 2, 2)}, {}, {}),
+        ({"use_modulation": False}, {}, {}),
+        ({"use_rmu": False}, {}, {}),
+        ({"use_residual_upsampling": False}, {}, {}),
+        ({"norm": "group"}, {"norm": "group"}, {}),
+        ({"norm": "none"}, {}, {}),
+        ({}, {"use_warping": False}, {}),
+        ({}, {"use_object_motion": False}, {}),
+        ({}, {}, {"motion_regularizer": "li_sparsity"}),
+        ({}, {}, {"motion_regularizer": "none", "use_automask": False, "use_min_reprojection": False}),
+        ({}, {}, {"num_scales": 1, "ssim_weight": 0.0}),
+    ],
+)
+def test_ablations_build_train_and_every_parameter_gets_a_gradient(depth_kw, motion_kw, loss_kw):
+    torch.manual_seed(0)
+    nets = build_nets(DepthNetConfig(**depth_kw), MotionNetConfig(**motion_kw))
+    cfg = LossConfig(motion_burnin_start=0, motion_burnin_end=0, **loss_kw)
+    out = train_step(nets, _batch(), cfg, step=0)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    out.loss.backward()
+    missing = [n for n, p in nets.named_parameters() if p.grad is None]
+    assert not missing, missing  # DDP without find_unused_parameters needs every parameter in the graph
+
+
+def test_ablations_change_the_parameter_count_as_expected():
+    full = num_parameters(DepthNet(DepthNetConfig()))
+    steps = num_parameters(DepthNet(DepthNetConfig(rmu_steps=(1, 1, 1))))
+    no_mod = num_parameters(DepthNet(DepthNetConfig(use_modulation=False)))
+    no_res = num_parameters(DepthNet(DepthNetConfig(use_residual_upsampling=False)))
+    assert steps == full  # weights are shared across the recurrent steps
+    assert no_mod < full and no_res < full
+
+
+def test_step_output_contract_and_burn_in():
+    torch.manual_seed(0)
+    nets = build_nets(DepthNetConfig(), MotionNetConfig())
+    cfg = LossConfig(motion_burnin_start=5, motion_burnin_end=10)
+    # give the (zero-initialised) motion heads weights so that a non-zero field can appear
+    for level in nets.motion.object_levels:
+        torch.nn.init.normal_(level.out.weight, std=0.01)
+    early = train_step(nets, _batch(), cfg, step=0)
+    assert isinstance(early, StepOutput)
+    assert early.depth_B1HW.shape == (2, 1, H, W) and not early.depth_B1HW.requires_grad
+    assert early.motion_field_B3HW.shape == (2, 3, H, W) and early.motion_field_B3HW.abs().max() == 0
+    assert early.flow_B2HW.shape == (2, 2, H, W) and early.moving_mask_B1HW.shape == (2, 1, H, W)
+    assert early.logs["motion_scale"] == 0.0 and early.logs["motion_reg"] == 0.0
+    for key in ("photometric", "smoothness", "motion_reg", "automask_fraction", "loss"):
+        assert isinstance(early.logs[key], float)
+    late = train_step(nets, _batch(), cfg, step=10)
+    assert late.logs["motion_scale"] == 1.0
+    assert late.motion_field_B3HW.abs().max() > 0 and late.logs["motion_reg"] > 0
+    depth = early.depth_B1HW
+    assert depth.min() >= 0.1 - 1e-4 and depth.max() <= 100.0 + 1e-3
+
+
+def test_eval_depth_is_independent_of_batch_size_and_any_input_size_works():
+    torch.manual_seed(0)
+    net = DepthNet(DepthNetConfig()).eval()
+    images = torch.rand(3, 3, H, W)
+    together = predict_depth(net, images)
+    for i in range(3):
+        assert torch.allclose(
+            predict_depth(net, images[i : i + 1]), together[i : i + 1], rtol=1e-4, atol=1e-5
+        )
+    assert predict_depth(net, torch.rand(1, 3, 50, 70)).shape == (1, 1, 50, 70)
+    nets = build_nets(DepthNetConfig(), MotionNetConfig()).eval()
+    assert predict_depth(nets, images).shape == (3, 1, H, W)
+
+
+def test_train_step_under_ddp_matches_the_plain_module(tmp_path):
+    torch.manual_seed(0)
+    nets = build_nets(DepthNetConfig(norm="group"), MotionNetConfig())
+    reference = build_nets(DepthNetConfig(norm="group"), MotionNetConfig())
+    reference.load_state_dict(nets.state_dict())
+    cfg = LossConfig(motion_burnin_start=0, motion_burnin_end=0)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        ddp = DistributedDataParallel(nets)
+        torch.manual_seed(1)
+        out = train_step(ddp, _batch(), cfg, step=0)
+        out.loss.backward()
+    finally:
+        dist.destroy_process_group()
+    torch.manual_seed(1)
+    ref = train_step(reference, _batch(), cfg, step=0)
+    ref.loss.backward()
+    assert torch.allclose(out.loss, ref.loss)
+    for (name, p), q in zip(nets.named_parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="rmu_steps"):
+        DepthNetConfig(rmu_steps=(9, 2))
+    with pytest.raises(ValueError, match="rmu_steps"):
+        DepthNetConfig(rmu_steps=(0, 2, 2))
+    with pytest.raises(ValueError, match="norm"):
+        DepthNetConfig(norm="layer")
+    with pytest.raises(ValueError, match="min_depth"):
+        DepthNetConfig(min_depth=10.0, max_depth=1.0)
+    with pytest.raises(ValueError, match="encoder_channels"):
+        MotionNetConfig(encoder_channels=(16, 32))
+    with pytest.raises(TypeError):
+        DepthNetConfig((9, 2, 2))  # keyword-only
+    cfg = DepthNetConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.norm = "none"  # type: ignore[misc]
+
+
+def test_nets_module_holds_both_networks():
+    nets = build_nets(DepthNetConfig(), MotionNetConfig())
+    assert isinstance(nets, RMDepthNets)
+    keys = nets.state_dict().keys()
+    assert any(k.startswith("depth.") for k in keys) and any(k.startswith("motion.") for k in keys)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_train_step_runs_on_the_gpu_with_device_taken_from_the_inputs():
+    nets = build_nets(DepthNetConfig(), MotionNetConfig()).cuda()
+    cpu_batch = _batch()
+    batch = SimpleNamespace(**{k: v.cuda() for k, v in vars(cpu_batch).items()})
+    out = train_step(nets, batch, LossConfig(motion_burnin_start=0, motion_burnin_end=0), step=0)
+    out.loss.backward()
+    assert out.depth_B1HW.is_cuda and out.flow_B2HW.is_cuda and torch.isfinite(out.loss)

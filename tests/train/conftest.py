@@ -1,0 +1,65 @@
+"""Fixtures for the training tests: synthetic KITTI worlds made with the real CLIs (`rmdepth synth`, `rmdepth shard`)
+and a small, fast variant of the tiny_cpu preset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# A fast network and input size for loop-mechanics tests (the real nets, made small).
+SMALL = [
+    "depth.encoder_channels=16,16,24,32,48,64",
+    "depth.init_channels=32",
+    "depth.rmu_steps=1,1,1",
+    "motion.encoder_channels=16,24,32",
+    "motion.pose_channels=32",
+    "motion.motion_channels=16",
+    "loss.num_scales=2",
+    "loader.width=104",
+    "loader.height=32",
+    "loader.batch_size=2",
+    "loader.num_workers=0",
+    "train.num_threads=1",
+    "train.log_every_steps=1",
+    "train.image_every_steps=2",
+]
+
+
+def _cli(*args: str, timeout: float = 600) -> None:
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+
+
+def make_shard_sets(root: str, *, train_frames: int = 20, val_frames: int = 8, size: str = "208x64") -> dict[str, str]:
+    """Train (triplets) and val (eval frames + gt.npy) shard sets from two synthetic KITTI worlds (other seeds)."""
+    out = {"train": os.path.join(root, "train"), "val": os.path.join(root, "val")}
+    _cli("jobs.synth", "kitti", os.path.join(root, "w_train"), "--drives", "2", "--frames", str(train_frames),
+         "--size", size, "--seed", "11", "--quiet")
+    _cli("jobs.synth", "kitti", os.path.join(root, "w_val"), "--drives", "1", "--frames", str(val_frames),
+         "--size", size, "--seed", "12", "--quiet")
+    _cli("jobs.preprocess", "--dataset", "kitti", "--input", os.path.join(root, "w_train"), "--output", out["train"],
+         "--size", size, "--samples-per-shard", "16", "--no-ray")
+    _cli("jobs.preprocess", "--dataset", "kitti", "--input", os.path.join(root, "w_val"), "--output", out["val"],
+         "--eval", "--cameras", "02", "--size", size, "--no-ray")
+    return out
+
+
+@pytest.fixture(scope="session")
+def shard_sets(tmp_path_factory) -> dict[str, str]:
+    return make_shard_sets(str(tmp_path_factory.mktemp("train_data")))
+
+
+def small_config(shard_sets: dict[str, str], *extra: str):
+    from configs.core import apply_overrides
+    from configs.presets import tiny_cpu
+
+    return apply_overrides(
+        tiny_cpu(),
+        [f"data.train_url={shard_sets['train']}", f"data.val_url={shard_sets['val']}", *SMALL, *extra],
+    )
