@@ -212,7 +212,10 @@ def evaluate_disparity_batch(
     for i in range(eval_batch.batch_size):
         if not bool(eval_batch.valid_B[i]):
             continue
-        res = evaluate_prediction(disp[i], np.asarray(eval_batch.gt_depths[i]), protocol, pred_type="disparity")
+        try:
+            res = evaluate_prediction(disp[i], np.asarray(eval_batch.gt_depths[i]), protocol, pred_type="disparity")
+        except ValueError as e:
+            raise ValueError(f"frame {eval_batch.keys[i]}: {e}") from e
         rows.append({"key": eval_batch.keys[i], **res.as_dict()})
     return rows
 
@@ -257,7 +260,10 @@ def evaluate_predictions(
             pred = pred[0]
         if pred_type == "disparity" and not np.all(np.isfinite(pred)):
             raise ValueError(f"prediction {i} has non-finite values")
-        res = evaluate_prediction(pred, gt, protocol, pred_type=pred_type)
+        try:
+            res = evaluate_prediction(pred, gt, protocol, pred_type=pred_type)
+        except ValueError as e:
+            raise ValueError(f"prediction/GT {i}: {e}") from e
         rows.append({"key": f"{i:06d}", "index": i, **res.as_dict()})
     return accumulate(rows).means(), rows
 

@@ -110,6 +110,8 @@ def render_markdown(summary: dict[str, Any], *, grid_name: str | None) -> str:
         _kv_md(summary["checkpoint"]),
         "",
     ]
+    if summary.get("eval_set"):
+        parts += ["## Eval set", "", _kv_md(summary["eval_set"]), ""]
     if summary.get("ratio_median") is not None:
         parts += [f"Median-scaling ratios: median {summary['ratio_median']:.3f}, std {summary['ratio_std']:.3f}.", ""]
     if grid_name:
@@ -139,7 +141,9 @@ def render_html(summary: dict[str, Any], *, grid_name: str | None) -> str:
         f"<p>{summary['num_images']} test frames from <code>{html.escape(str(summary['data']))}</code>, "
         "metrics averaged per image.</p>"
         f"<h2>Metrics</h2><table><tr><th></th>{head}</tr>{body}</table>"
-        f"<h2>Protocol</h2>{kv(summary['protocol'])}<h2>Checkpoint</h2>{kv(summary['checkpoint'])}{img}"
+        f"<h2>Protocol</h2>{kv(summary['protocol'])}<h2>Checkpoint</h2>{kv(summary['checkpoint'])}"
+        + (f"<h2>Eval set</h2>{kv(summary['eval_set'])}" if summary.get("eval_set") else "")
+        + f"{img}"
         "</body></html>"
     )
 
@@ -155,6 +159,7 @@ def write_eval_outputs(
     baseline: dict[str, float] | None = None,
     baseline_rows: list[dict[str, Any]] | None = None,
     samples: list[GridSample] | None = None,
+    eval_set: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write all outputs under `out_url`; returns the summary written to metrics.json."""
     ratios = np.array([r["ratio"] for r in rows], dtype=np.float64) if rows else np.zeros(0)
@@ -164,6 +169,7 @@ def write_eval_outputs(
         "protocol": protocol_settings,
         "checkpoint": checkpoint,
         "data": data,
+        "eval_set": eval_set,
         "num_images": len(rows),
         "ratio_median": float(np.median(ratios)) if protocol_settings.get("use_median_scaling") and len(ratios) else None,
         "ratio_std": float(np.std(ratios)) if protocol_settings.get("use_median_scaling") and len(ratios) else None,

@@ -25,6 +25,7 @@ class EvalResult:
     identity: dict[str, Any]
     protocol: Any
     seconds: float
+    eval_set: dict[str, Any] | None = None
 
 
 def protocol_for_shard_set(protocol, summary):
@@ -38,6 +39,24 @@ def protocol_for_shard_set(protocol, summary):
             "to the frames' field of view; leave it at 1"
         )
     return protocol
+
+
+def eval_set_info(data: str, summary) -> dict[str, Any]:
+    """What the report records about the eval set: dataset, split, size, GT variant (source, vel_depth), version."""
+    cfg = summary.config
+    return {
+        "url": data,
+        "dataset": summary.dataset,
+        "split": summary.split,
+        "num_frames": summary.num_samples,
+        "stored_size_wh": list(summary.stored_size_wh),
+        "gt_source": cfg.get("gt_source") or summary.extra.get("gt_source", ""),
+        "gt_depth": "velodyne x (monodepth2 vel_depth)" if cfg.get("vel_depth", True) else "camera z",
+        "crop_bottom_frac": cfg.get("crop_bottom_frac"),
+        "split_file": cfg.get("split_file", ""),
+        "code_version": summary.code_version,
+        "created_at": summary.created_at,
+    }
 
 
 def run_parts(fn, kwargs_list: list[dict[str, Any]], *, num_cpus: float, num_gpus: float, address: str | None):
@@ -122,4 +141,5 @@ def evaluate_checkpoint(
         identity=identity,
         protocol=protocol,
         seconds=time.perf_counter() - t0,
+        eval_set=eval_set_info(data, summary),
     )

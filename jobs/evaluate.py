@@ -122,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=result.baseline,
         baseline_rows=result.baseline_rows,
         samples=result.samples,
+        eval_set=result.eval_set,
     )
     _print_metrics(summary["metrics"], summary["baseline"], len(result.rows))
     if args.json:

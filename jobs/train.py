@@ -134,32 +134,69 @@ def run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Driver side
-def train(run_cfg, *, storage_path: str, run_name: str = "", tensorboard_dir: str = "", ray_init_kwargs: dict | None = None) -> TrainResult:
+def train(
+    run_cfg,
+    *,
+    storage_path: str,
+    run_name: str = "",
+    num_workers: int | None = None,
+    tensorboard_dir: str = "",
+    ray_init_kwargs: dict | None = None,
+) -> TrainResult:
     """Train `run_cfg` (configs.run.RunConfig) under Ray Train; resumes `<storage_path>/<run_name>` if it exists.
 
-    Starts a local Ray instance (or connects to $RAY_ADDRESS) when Ray is not initialised yet.
+    Starts a local Ray instance (or connects to $RAY_ADDRESS) when Ray is not initialised yet. `num_workers`
+    overrides `scaling.num_workers` (fixed size). With `pretrain.epochs > 0` the pretraining stage runs first as
+    `<run_name>-pretrain` (resumable on its own) and the main stage starts from its best checkpoint.
     """
     from pipeline import storage
 
     name = run_name or run_cfg.name
+    if num_workers:
+        run_cfg = replace(run_cfg, scaling=replace(run_cfg.scaling, num_workers=num_workers, min_workers=0, max_workers=0))
     if not storage.is_remote(storage_path):
         storage_path = os.path.abspath(storage.strip_file_scheme(storage_path))
+    check_data(run_cfg.data, "data")
     parent = None
-    if run_cfg.pretrain.epochs > 0 and not run_cfg.init_checkpoint:
-        stage1 = replace(
-            run_cfg,
-            name=f"{name}-pretrain",
-            data=run_cfg.pretrain.data,
-            train=replace(run_cfg.train, epochs=run_cfg.pretrain.epochs),
-            pretrain=replace(run_cfg.pretrain, epochs=0),
-        )
-        parent = _train_stage(stage1, f"{name}-pretrain", storage_path, tensorboard_dir, ray_init_kwargs)
+    stage1 = pretrain_stage(run_cfg, name)
+    if stage1 is not None:
+        check_data(stage1.data, "pretrain.data")
+        parent = _train_stage(stage1, stage1.name, storage_path, tensorboard_dir, ray_init_kwargs)
         if parent.best_checkpoint_url is None:
             raise RuntimeError(f"pretraining run {parent.run_url} produced no checkpoint")
         run_cfg = replace(run_cfg, init_checkpoint=parent.best_checkpoint_url)
     result = _train_stage(run_cfg, name, storage_path, tensorboard_dir, ray_init_kwargs)
     result.parent = parent
     return result
+
+
+def pretrain_stage(run_cfg, name: str):
+    """The RunConfig of the pretraining stage (`<name>-pretrain` on `pretrain.data`), or None when there is none.
+
+    The main stage then starts from the pretraining run's best checkpoint (`init_checkpoint`, recorded as the parent).
+    """
+    if run_cfg.pretrain.epochs <= 0 or run_cfg.init_checkpoint:
+        return None
+    return replace(
+        run_cfg,
+        name=f"{name}-pretrain",
+        data=run_cfg.pretrain.data,
+        train=replace(run_cfg.train, epochs=run_cfg.pretrain.epochs),
+        pretrain=replace(run_cfg.pretrain, epochs=0),
+    )
+
+
+def check_data(data, where: str) -> None:
+    """Fail before starting Ray when a shard set is not given or not complete (summary.json is written last)."""
+    from pipeline import storage
+    from pipeline.schema import SUMMARY_FILE
+
+    if not data.train_url:
+        raise ValueError(f"{where}.train_url is empty: pass --set {where}.train_url=<train shard set dir or s3:// prefix>")
+    for field_name in ("train_url", "val_url"):
+        url = getattr(data, field_name)
+        if url and not storage.exists(storage.join(url, SUMMARY_FILE)):
+            raise FileNotFoundError(f"{where}.{field_name}={url}: no {SUMMARY_FILE} (not a complete shard set)")
 
 
 def _worker_env() -> dict[str, str]:

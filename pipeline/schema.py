@@ -7,7 +7,7 @@ Shard format (WebDataset tar, one sample per triplet; member name = `<key>.<comp
   k.f32                        9 little-endian float32: 3x3 intrinsics (row-major) for the stored resolution
   meta.json                    TripletMeta as JSON
 Eval shard format (one sample per test frame):
-  tgt.jpg, k.f32, meta.json    as above (meta: EvalMeta)
+  tgt.jpg, k.f32, meta.json    as above (meta: pipeline.shards.encode.EvalMeta)
   gt.npy                       float32 HxW ground-truth depth in metres at the GT's own resolution, 0 = invalid
 
 Keys contain no dots (WebDataset splits a member name at the first dot of its basename); see `make_key`.

@@ -21,7 +21,13 @@ directly (DALI's S3 client / fsspec). Credentials and endpoint come from the AWS
 Determinism and resume: the sample order and the augmentation of every sample are functions of (cfg.seed, epoch)
 and the world size only. `epoch_iterator(epoch, start_step=k)` yields exactly batches k, k+1, ... of that epoch,
 identical to an uninterrupted run, without decoding the skipped ones. Build the loader again after a restart or an
-elastic resize (the partition depends on world_size); store (epoch, step) in the checkpoint.
+elastic resize (the partition depends on world_size); store (epoch, step) in the checkpoint. A mid-epoch resume is
+exact only with the same world size and batch size; after a change, start the next epoch instead (or accept that
+the rest of that epoch is re-partitioned).
+
+`loader.plan(epoch)` (train) / `loader.plan()` (eval) returns the RankPlan: the global sample ids this rank reads,
+in order (tests and tools use it). A sample that cannot be read or decoded is an error naming its tar (shards are
+decoded once when written, so this means damage after writing); nothing is skipped silently.
 
 Modules: config (LoaderConfig, AugmentConfig), augment (parameters + intrinsics + reference ops), partition (rank
 plans), shardset (summary/.idx/cache), dali_pipeline + dali_loader (DALI), reference (PIL), build (choice).

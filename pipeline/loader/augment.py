@@ -11,6 +11,8 @@ relative corner coordinates (0 = left/top edge of the first pixel, 1 = right/bot
 resampled to the training size (W, H); then an optional horizontal flip. Without scale-crop the ROI is the whole
 frame (a plain resize). With scale-crop of zoom s the ROI is 1/s of the frame in each direction at a uniformly
 random position. Intrinsics follow the project's pixel convention (pixel centres at integers, `pipeline.intrinsics`).
+A flipped frame shows the mirrored scene: a point (X, Y, Z) of the original scene appears where the adjusted K
+projects (-X, Y, Z) (monodepth2 and DFV flip the same way: fx unchanged, cx' = W - 1 - cx).
 
 Colour (network input only): DALI's `color_twist` model, reproduced in NumPy for the reference loader:
 out = brightness * (contrast * (YIQ->RGB . hue_rotation . saturation . RGB->YIQ) . in + (1 - contrast) * 128),

@@ -99,7 +99,9 @@ def _applied_params(out: dict) -> augment.AugmentParams:
 
 
 class _DaliBase:
-    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id):
+    def __init__(
+        self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id: int | None
+    ):
         self.shard_set = shard_set
         self.cfg = cfg
         self.rank = rank
@@ -107,6 +109,20 @@ class _DaliBase:
         self.device_id = device_id
         self.decode_device = "mixed" if device_id is not None else "cpu"
         check_dali_s3_env(shard_set.tar_urls)
+
+    def _describe_failure(self, plan: partition.RankPlan, step: int, err: Exception) -> str:
+        """DALI's decode errors do not name the sample: name the batches that may be in flight (prefetch)."""
+        B = self.cfg.batch_size
+        ids = plan.sample_ids_M[step * B : (step + self.cfg.prefetch + 1) * B]
+        tars = sorted({self.shard_set.tar_urls[self.shard_set.samples[i].shard] for i in ids})
+        keys = [self.shard_set.samples[i].key for i in ids]
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        where = next((ln.rstrip(",") for ln in lines if ln.startswith("Error in")), "")
+        reason = (
+            lines[lines.index("encountered:") + 1] if "encountered:" in lines[:-1] else " ".join(lines[:2])
+        )
+        reason = f"{where}: {reason}" if where else reason
+        return f"DALI failed reading one of the samples {keys} in {', '.join(tars)}: {reason}"
 
     def _run(self, plan: partition.RankPlan, build_pipe, output_map) -> Iterator[tuple[int, dict]]:
         """Yield (batch index within `plan`, outputs) for every batch of `plan`."""
@@ -128,11 +144,16 @@ class _DaliBase:
                 seed=self.cfg.seed,
                 prefetch_queue_depth=self.cfg.prefetch,
             )
-            it = DALIGenericIterator(
-                [pipe], list(output_map), reader_name=READER_NAME, last_batch_policy=LastBatchPolicy.DROP
-            )
-            for step in range(plan.num_batches):
-                yield step, next(it)[0]
+            step = 0
+            try:  # the iterator runs the pipeline (prefetch) already when it is created
+                it = DALIGenericIterator(
+                    [pipe], list(output_map), reader_name=READER_NAME, last_batch_policy=LastBatchPolicy.DROP
+                )
+                for step in range(plan.num_batches):
+                    out = next(it)[0]
+                    yield step, out
+            except RuntimeError as e:
+                raise RuntimeError(self._describe_failure(plan, step, e)) from e
         finally:
             del it, pipe
             shutil.rmtree(tmp, ignore_errors=True)
@@ -142,6 +163,12 @@ class DaliTrainLoader(_DaliBase):
     """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
 
     kind = "dali"
+
+    def __init__(
+        self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id: int | None
+    ):
+        super().__init__(shard_set, cfg, rank=rank, world_size=world_size, device_id=device_id)
+        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
 
     def plan(self, epoch: int) -> partition.RankPlan:
         shard_of_N = np.array([s.shard for s in self.shard_set.samples], dtype=np.int64)
@@ -155,10 +182,6 @@ class DaliTrainLoader(_DaliBase):
             shuffle=self.cfg.shuffle,
             block=self.cfg.shuffle_block,
         )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
 
     def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         plan = self.plan(epoch).from_step(start_step)
@@ -176,6 +199,8 @@ class DaliTrainLoader(_DaliBase):
                 p.flip_N.astype(np.int32),
                 np.ascontiguousarray(roi[:, [1, 0]]),
                 np.ascontiguousarray(roi[:, [3, 2]]),
+                np.all(p.roi_N4 == (0.0, 0.0, 1.0, 1.0), axis=1),
+                np.any(p.color_N4 != (1.0, 1.0, 1.0, 0.0), axis=1),
                 col[:, 0].copy(),
                 col[:, 1].copy(),
                 col[:, 2].copy(),
@@ -203,6 +228,7 @@ class DaliTrainLoader(_DaliBase):
                 dst_wh=(self.cfg.width, self.cfg.height),
             )
             frames = out["frames"]
+            # .float() copies: the iterator reuses its output buffers for later batches
             yield Batch(
                 frames_aug_BSCHW=out["frames_aug"].float().div_(255.0),
                 frames_BSCHW=frames.float().div_(255.0),

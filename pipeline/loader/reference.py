@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,11 +27,26 @@ from pipeline.loader.shardset import SampleEntry, ShardSet, load_npy
 
 
 class _ByteReader:
-    """Reads (tar, offset, size) ranges; file handles are opened lazily in the process that uses them."""
+    """Reads (tar, offset, size) ranges. Local tars: a small LRU of file descriptors, opened lazily by the process
+    that reads (DataLoader workers open their own) and closed when evicted or when the reader is dropped."""
+
+    MAX_OPEN = 32
 
     def __init__(self, tar_urls: tuple[str, ...]):
         self.tar_urls = tar_urls
-        self._fds: dict[int, tuple[int, int]] = {}  # shard -> (pid, fd)
+        self._pid = os.getpid()
+        self._fds: OrderedDict[int, int] = OrderedDict()  # shard -> fd, most recently used last
+
+    def _fd(self, shard: int) -> int:
+        if self._pid != os.getpid():  # forked: the parent's descriptors are not ours to manage
+            self._pid, self._fds = os.getpid(), OrderedDict()
+        fd = self._fds.pop(shard, None)
+        if fd is None:
+            fd = os.open(storage.strip_file_scheme(self.tar_urls[shard]), os.O_RDONLY)
+            while len(self._fds) >= self.MAX_OPEN:
+                os.close(self._fds.popitem(last=False)[1])
+        self._fds[shard] = fd
+        return fd
 
     def read(self, entry: SampleEntry, component: str) -> bytes:
         off, size = entry.components[component]
@@ -39,16 +55,18 @@ class _ByteReader:
             fs, path = storage.filesystem(url)
             data = fs.cat_file(path, start=off, end=off + size)
         else:
-            pid_fd = self._fds.get(entry.shard)
-            if pid_fd is None or pid_fd[0] != os.getpid():
-                pid_fd = (os.getpid(), os.open(storage.strip_file_scheme(url), os.O_RDONLY))
-                self._fds[entry.shard] = pid_fd
-            data = os.pread(pid_fd[1], size, off)
+            data = os.pread(self._fd(entry.shard), size, off)
         if len(data) != size:
             raise ValueError(
                 f"{url}: sample {entry.key!r} {component} truncated ({len(data)} of {size} bytes)"
             )
         return data
+
+    def __del__(self):
+        if getattr(self, "_pid", None) == os.getpid():
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
 
 
 def _decode_rgb(data: bytes, url: str, key: str, component: str) -> Image.Image:
@@ -167,6 +185,10 @@ class _RefBase:
 class ReferenceTrainLoader(_RefBase):
     """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
 
+    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int):
+        super().__init__(shard_set, cfg, rank=rank, world_size=world_size)
+        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
+
     def plan(self, epoch: int) -> partition.RankPlan:
         shard_of_N = np.array([s.shard for s in self.shard_set.samples], dtype=np.int64)
         return partition.train_plan(
@@ -179,10 +201,6 @@ class ReferenceTrainLoader(_RefBase):
             shuffle=self.cfg.shuffle,
             block=self.cfg.shuffle_block,
         )
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
 
     def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         plan = self.plan(epoch).from_step(start_step)

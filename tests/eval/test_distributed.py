@@ -76,6 +76,8 @@ def test_cli_eval_writes_all_outputs_to_s3(s3_bucket, eval_shards, checkpoint):
     assert mean == pytest.approx(summary["metrics"])
     md = storage.read_text(f"{out}/report.md")
     assert "| model |" in md and "constant depth" in md and "grid.png" in md and "checkpoint_e000_s000000100" in md
+    assert summary["eval_set"]["gt_source"] == "velodyne" and "## Eval set" in md
+    assert "<table>" in storage.read_text(f"{out}/report.html")
 
 
 def test_cityscapes_shards_refuse_a_second_gt_cut():

@@ -195,6 +195,8 @@ def test_accumulator_merges_and_round_trips():
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="no valid"):
         evaluate_depth_map(np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2), bool), use_median_scaling=True)
+    with pytest.raises(ValueError, match="prediction/GT 1: no valid ground-truth pixels"):
+        evaluate_predictions([np.ones((4, 4))] * 2, [np.full((8, 8), 5.0), np.zeros((8, 8))], make_protocol("kitti-eigen-benchmark"))
     with pytest.raises(ValueError, match="2 predictions but 1"):
         evaluate_predictions([np.ones((2, 2))] * 2, [np.ones((2, 2))], make_protocol("kitti-eigen"))
     with pytest.raises(ValueError, match="unknown protocol"):

@@ -93,3 +93,22 @@ def test_export_onnx_dynamo_exporter(tmp_path, small_checkpoint):
     out = tmp_path / "d.onnx"
     assert main(["export-onnx", "--checkpoint", small_checkpoint, "--out", str(out), "--output", "disparity"]) == 0
     assert out.stat().st_size > 0
+
+
+def test_flip_post_processing_wiring(small_checkpoint):
+    import torch
+
+    from engine.checkpoint import load_inference_model
+    from engine.evaluate import post_process_disparity, predict_disparity
+    from model.train_step import predict_depth
+
+    net, cfg, _ = load_inference_model(small_checkpoint)
+    x = torch.rand(2, 3, cfg.loader.height, cfg.loader.width)
+    plain = predict_disparity(net, x, use_post_process=False)
+    assert torch.allclose(plain, 1.0 / predict_depth(net, x)[:, 0])
+    flipped = 1.0 / predict_depth(net, x.flip(-1))[:, 0]
+    pp = predict_disparity(net, x, use_post_process=True)
+    assert torch.allclose(pp, post_process_disparity(plain, flipped.flip(-1)), atol=1e-6)
+    # near the left border the flipped prediction is used, near the right border the plain one
+    assert torch.allclose(pp[..., 0], flipped.flip(-1)[..., 0], atol=1e-6)
+    assert torch.allclose(pp[..., -1], plain[..., -1], atol=1e-6)

@@ -24,8 +24,6 @@ def test_help_for_every_command_documents_every_option():
 
 @pytest.mark.parametrize("argv", [["--help"], ["info", "--help"]])
 def test_help_runs(argv):
-    if argv[0] != "--help" and argv[0] not in available_commands():
-        pytest.skip(f"{argv[0]} not in this checkout")
     r = subprocess.run([sys.executable, "-m", "jobs", *argv], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "usage:" in r.stdout

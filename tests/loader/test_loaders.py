@@ -19,7 +19,7 @@ import torch
 from pipeline.batch import Batch, EvalBatch
 from pipeline.loader import AugmentConfig, LoaderConfig, build_eval_loader, build_train_loader
 from pipeline.loader.augment import sample_params
-from tests.loader.fixture_shards import POINT_XYZ, gt_value
+from tests.loader.fixture_shards import POINT_XYZ, STORED_WH, gt_value
 
 KINDS = ("dali", "reference")
 FULL_AUG = AugmentConfig(flip_prob=0.5, color_prob=1.0, scale_crop_prob=1.0, max_scale=1.3)
@@ -43,14 +43,26 @@ def _keys(batches):
     return [k for b in batches for k in b.keys]
 
 
-@pytest.mark.parametrize("aug", [AugmentConfig(enabled=False), FULL_AUG], ids=["aug_off", "aug_on"])
-def test_dali_and_reference_agree(train_set, aug):
-    dali = _batches(train_set, _cfg("dali", augment=aug), epoch=1)
-    ref = _batches(train_set, _cfg("reference", augment=aug), epoch=1)
+@pytest.mark.parametrize(
+    "aug,size",
+    [
+        (AugmentConfig(enabled=False), (96, 40)),
+        (FULL_AUG, (96, 40)),
+        (
+            AugmentConfig(),
+            STORED_WH,
+        ),  # default probabilities at the stored size: DALI skips identity resamples
+    ],
+    ids=["aug_off", "aug_on", "aug_default_stored_size"],
+)
+def test_dali_and_reference_agree(train_set, aug, size):
+    kw = dict(augment=aug, width=size[0], height=size[1])
+    dali = _batches(train_set, _cfg("dali", **kw), epoch=1)
+    ref = _batches(train_set, _cfg("reference", **kw), epoch=1)
     assert len(dali) == len(ref) == 6
     assert [b.keys for b in dali] == [b.keys for b in ref]
     for b in dali + ref:
-        assert b.frames_BSCHW.shape == b.frames_aug_BSCHW.shape == (4, 3, 3, 40, 96)
+        assert b.frames_BSCHW.shape == b.frames_aug_BSCHW.shape == (4, 3, 3, size[1], size[0])
         assert b.frames_BSCHW.dtype == torch.float32 and b.K_B33.shape == (4, 3, 3)
     assert torch.equal(_cat(dali, "K_B33"), _cat(ref, "K_B33"))
     for name in ("frames_BSCHW", "frames_aug_BSCHW"):
@@ -194,3 +206,23 @@ def test_auto_picks_dali_and_logs_it(train_set, caplog):
         loader = build_train_loader(train_set, dataclasses.replace(_cfg("auto")))
     assert loader.kind == "dali"
     assert "loader: DALI" in caplog.text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_corrupt_jpeg_is_an_error_naming_the_tar(train_set, tmp_path, kind):
+    from pipeline.loader.shardset import open_shard_set
+
+    bad = str(tmp_path / "bad")
+    shutil.copytree(train_set, bad)
+    ss = open_shard_set(bad, kind="train")
+    entry = ss.samples[3]
+    off, size = entry.components["tgt.jpg"]
+    tar = ss.tar_urls[entry.shard]
+    os.chmod(tar, 0o644)
+    with open(tar, "r+b") as f:  # same size, so the .idx stays valid: only the image is broken
+        f.seek(off)
+        f.write(b"\0" * size)
+    cfg = _cfg(kind, shuffle=False, augment=AugmentConfig(enabled=False))
+    with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)) as info:
+        _batches(bad, cfg)
+    assert entry.key in str(info.value)

@@ -59,6 +59,9 @@ def main(train_url: str, val_url: str, workdir: str) -> int:
                 pass  # being written
         return sizes
 
+    timeline: list[tuple[str, float]] = []
+    t_start = time.time()
+
     def wait(pred, what: str, timeout: float = 240) -> None:
         t0 = time.time()
         while not pred():
@@ -67,6 +70,7 @@ def main(train_url: str, val_url: str, workdir: str) -> int:
             if time.time() - t0 > timeout:
                 raise TimeoutError(f"timed out waiting for {what}; checkpoints so far: {world_sizes()}")
             time.sleep(0.5)
+        timeline.append((what, round(time.time() - t_start, 1)))
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -78,8 +82,10 @@ def main(train_url: str, val_url: str, workdir: str) -> int:
         wait(lambda: world_sizes()[-1:] == [2] and 1 in world_sizes(), "a checkpoint at world size 2 after the node came back")
         # Done: the run need not finish (its remaining epochs would only repeat what was shown); the cluster goes down.
     finally:
-        print(json.dumps({"world_sizes": world_sizes(), "error": out.get("error")}), flush=True)
+        print(json.dumps({"world_sizes": world_sizes(), "error": out.get("error"), "timeline": timeline}), flush=True)
+        ray.shutdown()
         cluster.shutdown()
+        os._exit(0)  # the training thread is still inside fit(); its cluster is gone
     return 0
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -34,6 +34,6 @@ def test_elastic_scale_down_and_up(shard_sets, tmp_path):
     out = json.loads(lines[-1])
     assert proc.returncode == 0 and out["error"] is None, f"{out}\n{proc.stderr[-3000:]}"
     sizes = out["world_sizes"]
-    print("checkpoint world sizes:", sizes)
+    print("checkpoint world sizes:", sizes, "timeline (s):", out["timeline"])
     first_one = sizes.index(1)
     assert 2 in sizes[:first_one] and 2 in sizes[first_one:], sizes  # 2 -> 1 -> 2
