@@ -1,7 +1,8 @@
 """Depth-network inference latency: RM-Depth's depth net vs a Monodepth2-style ResNet18 encoder-decoder.
 
 Both run in the same process, interleaved iteration by iteration (so load from other processes hits both
-equally), batch 1, eval mode, torch.no_grad, after a warm-up; the table reports the median of N runs and the ratio.
+equally), batch 1, eval mode, torch.no_grad, after a warm-up; the table reports the median of N runs and the ratio,
+and the multiply-accumulates of one forward pass (torch.utils.flop_counter: convolutions and matmuls only).
 The baseline is written here in plain torch (torchvision is not a dependency): a ResNet18 encoder (no ImageNet
 weights needed for timing) and Monodepth2's DepthDecoder (nearest upsampling, skip concat, ELU, 4 sigmoid heads).
 
@@ -21,6 +22,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -151,9 +153,12 @@ def main() -> int:
     }
     x = torch.rand(1, 3, args.height, args.width, device=device)
     times: dict[str, list[float]] = {name: [] for name in nets}
+    gmacs = {}
     with torch.no_grad():
-        for net in nets.values():
-            assert net(x)[0].shape == (1, 1, args.height, args.width)
+        for name, net in nets.items():
+            with FlopCounterMode(display=False) as counter:
+                assert net(x)[0].shape == (1, 1, args.height, args.width)
+            gmacs[name] = counter.get_total_flops() / 2e9
             for _ in range(args.warmup):
                 net(x)
         for _ in range(args.iters):
@@ -166,12 +171,12 @@ def main() -> int:
         f"device {device.type} ({where}), torch {torch.__version__}, {args.threads} threads"
     )
     print()
-    print("| network | parameters | median latency (ms) | min (ms) | latency / baseline |")
-    print("|---|---:|---:|---:|---:|")
+    print("| network | parameters | GMACs | median latency (ms) | min (ms) | latency / baseline |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, net in nets.items():
         med = statistics.median(times[name])
         print(
-            f"| {name} | {num_parameters(net):,} | {1000 * med:.1f} | {1000 * min(times[name]):.1f} | "
+            f"| {name} | {num_parameters(net):,} | {gmacs[name]:.1f} | {1000 * med:.1f} | {1000 * min(times[name]):.1f} | "
             f"{med / base:.2f} |"
         )
     return 0

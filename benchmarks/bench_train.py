@@ -5,7 +5,7 @@ and the same per-worker batch, one torch thread per worker. Steps/s are measured
 steps (the trainer logs samples/s every `log_every_steps`; the bare loop is timed the same way), so Ray's start-up
 cost is reported separately as end-to-end wall time.
 
-  .venv/bin/python benchmarks/bench_train.py --steps 30 --warmup 5
+  .venv/bin/python benchmarks/bench_train.py --steps 30 --warmup 5 --repeats 3 [--small]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--small", action="store_true", help="use the small test nets at 104x32 (much faster)")
     p.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each variant (median reported)")
     args = p.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -98,23 +100,27 @@ def main() -> int:
     ray.init(num_cpus=args.cpus, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="rmdbench-", dir="/tmp"),
              log_to_driver=False, configure_logging=False)
     storage = os.path.join(tmp, "runs")
-    rows = []
-    bare = bare_loop(cfg, steps=args.steps, warmup=args.warmup)
-    rows.append(("bare PyTorch loop, 1 process", bare, float("nan")))
-    r1, w1 = ray_run(cfg, workers=1, steps=args.steps, warmup=args.warmup, storage=storage, name="bench1")
-    rows.append(("Ray Train, 1 worker", r1, w1))
-    r2, w2 = ray_run(cfg, workers=2, steps=args.steps, warmup=args.warmup, storage=storage, name="bench2")
-    rows.append(("Ray Train, 2 workers (gloo DDP)", r2, w2))
+    bare, r1, r2, w1, w2 = [], [], [], [], []
+    for rep in range(args.repeats):  # interleaved, so that load changes hit every variant alike
+        bare.append(bare_loop(cfg, steps=args.steps, warmup=args.warmup))
+        sps, wall = ray_run(cfg, workers=1, steps=args.steps, warmup=args.warmup, storage=storage, name=f"bench1-{rep}")
+        r1.append(sps)
+        w1.append(wall)
+        sps, wall = ray_run(cfg, workers=2, steps=args.steps, warmup=args.warmup, storage=storage, name=f"bench2-{rep}")
+        r2.append(sps)
+        w2.append(wall)
+        print(f"repeat {rep}: bare {bare[-1]:.2f}, ray1 {r1[-1]:.2f}, ray2 {r2[-1]:.2f} samples/s", flush=True)
     ray.shutdown()
+    med = statistics.median
     net = "small test nets 104x32" if args.small else f"tiny_cpu nets {cfg.loader.width}x{cfg.loader.height}"
     print(f"Machine: {machine()}")
     print(f"Data: synthetic KITTI, {net}, batch {cfg.loader.batch_size}/worker, reference loader, "
-          f"{args.steps} timed steps after {args.warmup}")
+          f"{args.steps} timed steps after {args.warmup}, median of {args.repeats} interleaved repeats")
     print("| run | samples/s | ratio | end-to-end s |")
     print("|---|---|---|---|")
-    print(f"| {rows[0][0]} | {bare:.2f} | 1.00 | - |")
-    print(f"| {rows[1][0]} | {r1:.2f} | {r1 / bare:.2f} x bare | {w1:.1f} |")
-    print(f"| {rows[2][0]} | {r2:.2f} | {r2 / r1:.2f} x 1 worker | {w2:.1f} |")
+    print(f"| bare PyTorch loop, 1 process | {med(bare):.2f} | 1.00 | - |")
+    print(f"| Ray Train, 1 worker | {med(r1):.2f} | {med(r1) / med(bare):.2f} x bare | {med(w1):.1f} |")
+    print(f"| Ray Train, 2 workers (gloo DDP) | {med(r2):.2f} | {med(r2) / med(r1):.2f} x 1 worker | {med(w2):.1f} |")
     subprocess.run(["rm", "-rf", tmp], check=False)
     return 0
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jobs.cli import run_module
-from jobs.errors import UsageError
+from jobs.errors import JobError, UsageError
 
 # Environment variables forwarded to the Ray workers (no secrets: credentials must already be in the workers' env).
 FORWARDED_ENV_PREFIXES = ("RMDEPTH_",)
@@ -114,8 +114,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.address:
         os.environ["RAY_ADDRESS"] = args.address
-    result = train(cfg, storage_path=args.storage_path or default_storage_path(), tensorboard_dir=args.tensorboard_dir)
-    best = result.metrics[-1] if result.metrics else {}
+    import ray.train
+
+    try:
+        result = train(cfg, storage_path=args.storage_path or default_storage_path(), tensorboard_dir=args.tensorboard_dir)
+    except ray.train.TrainingFailedError as e:
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        cause = next((ln.strip() for ln in reversed(lines) if "Error" in ln), lines[-1] if lines else "")
+        raise JobError(f"training run {cfg.name} failed after retries: {cause} (worker logs have the details)") from e
+    best = min(result.metrics, key=lambda m: m["val_abs_rel"]) if result.metrics else {}
     print(
         json.dumps(
             {
@@ -123,8 +130,9 @@ def run(args: argparse.Namespace) -> int:
                 "final_step": result.final_step,
                 "best_checkpoint": result.best_checkpoint_url,
                 "latest_checkpoint": result.latest_checkpoint_url,
-                "last_val_abs_rel": best.get("val_abs_rel"),
-                "last_val_baseline_abs_rel": best.get("val_baseline_abs_rel"),
+                "best_val_abs_rel": best.get("val_abs_rel"),
+                "best_val_step": best.get("step"),
+                "val_baseline_abs_rel": best.get("val_baseline_abs_rel"),
             },
             indent=2,
         )

@@ -30,7 +30,10 @@ class DepthNetConfig:
     """Two transposed-conv filter sets (low/high frequency, eq. 10); False = one filter set."""
     norm: Norm = "batch"
     """Normalisation after the encoder and decoder conv blocks (not inside the RMU, whose tanh/sigmoid bound it).
-    Without it the net can collapse to min depth on CPU runs (learning-notes); see tests/model/test_overfit.py."""
+    BatchNorm: on a synthetic KITTI world (208x64, batch 4, Adam 2e-4, 150 steps, same seed) 'batch' reached
+    median-scaled abs_rel 0.40 (from 0.59) while 'none' diverged (abs_rel 6.8, 11% of pixels at min depth);
+    learning-notes saw the same collapse without normalisation. 'group' avoids batch statistics (no SyncBN needed)
+    and trained like 'batch' on the single-triplet overfit test. Eval at batch 1 uses the running statistics."""
     min_depth: float = 0.1
     max_depth: float = 100.0
 

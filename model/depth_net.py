@@ -8,6 +8,9 @@ Dataflow (spec 1.2-1.5; [I] where the paper text was unavailable):
   h0(L4) = ResUp(conv1x1(cat[ResUp(conv(E6)), E5]))            (eq. 6: h0 from the top encoder feature)
   for level in L4, L3, L2:  h = RMU(E_level, h0)  -> disp head;  h0(next) = ResUp(conv_block(h))
   L1: disp head on the last upsampled feature.
+[I] choices: input normalised with Monodepth2's (x - 0.45) / 0.225; no E1 skip at L1 (spec 1.5 budget); levels of
+inputs that are not multiples of 32 have ceil sizes and every upsampled map is cropped to its skip's size; norm
+layers (DepthNetConfig.norm, BatchNorm by default) after encoder/decoder conv blocks, see its docstring.
 """
 
 from __future__ import annotations

@@ -99,11 +99,13 @@ def outlier_mask(
     error_cam_B1HW: torch.Tensor, error_full_B1HW: torch.Tensor, *, sigma: float = 1.0
 ) -> torch.Tensor:
     """Eq. 12 [I, spec 3.4]: pixels whose rigid (camera-only) reprojection error is a statistical outlier
-    (> mean + sigma * std of that image) AND that the object motion field explains better. Float mask_B1HW."""
+    (> mean + sigma * std of that image) AND that the object motion field explains at least as well. Float mask_B1HW.
+    [I] `<=` rather than the spec's `<`: with a zero field (right after burn-in) e_full == e_cam, and a strict `<`
+    would leave the mask empty, so the L1 term would hold the field at zero everywhere."""
     e_cam = error_cam_B1HW.detach()
     mean = e_cam.mean(dim=(1, 2, 3), keepdim=True)
     std = e_cam.std(dim=(1, 2, 3), keepdim=True)
-    outlier = (e_cam > mean + sigma * std) & (error_full_B1HW.detach() < e_cam)
+    outlier = (e_cam > mean + sigma * std) & (error_full_B1HW.detach() <= e_cam)
     return outlier.to(e_cam.dtype)
 
 

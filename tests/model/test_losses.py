@@ -92,8 +92,11 @@ def test_outlier_mask_selects_rigid_outliers_that_motion_explains():
     e_cam[..., :2, :2] = 0.9
     e_full = e_cam.clone()
     e_full[..., :2, :1] = 0.05  # the field explains half of the outliers
+    e_full[..., :2, 1:2] = 0.95  # and makes the other half worse
     mask = L.outlier_mask(e_cam, e_full)
     assert mask.sum() == 2 and mask[..., :2, :1].min() == 1
+    # a zero field (e_full == e_cam) leaves every rigid outlier free to move (only TV applies there)
+    assert L.outlier_mask(e_cam, e_cam).sum() == 4
 
 
 def test_li_regularizer_zero_field_and_sparsity():

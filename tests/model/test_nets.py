@@ -163,3 +163,19 @@ def test_train_step_runs_on_the_gpu_with_device_taken_from_the_inputs():
     out = train_step(nets, batch, LossConfig(motion_burnin_start=0, motion_burnin_end=0), step=0)
     out.loss.backward()
     assert out.depth_B1HW.is_cuda and out.flow_B2HW.is_cuda and torch.isfinite(out.loss)
+
+
+def test_rmu_matches_the_concat_form_of_its_equations():
+    """RMU splits conv_a(cat[F, h]) for speed; check it against eqs. 4a-5b written literally."""
+    from model.layers import RMU
+
+    torch.manual_seed(0)
+    rmu = RMU(8, 8, steps=3)
+    feat, h = torch.randn(2, 8, 6, 7), torch.randn(2, 8, 6, 7)
+    expected = h
+    for _ in range(3):
+        w, b = rmu.conv_a(torch.cat([feat, expected], dim=1)).chunk(2, dim=1)
+        f_prime = torch.tanh(rmu.conv_b(w * feat + b))
+        z = torch.sigmoid(rmu.conv_c(torch.cat([expected, f_prime], dim=1)))
+        expected = (1 - z) * expected + z * f_prime
+    assert torch.allclose(rmu(feat, h), expected, atol=1e-5)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import pytest
 import torch
 
 from model.config import DepthNetConfig, LossConfig, MotionNetConfig
@@ -23,7 +22,6 @@ def _log_depth_correlation(pred_1HW: torch.Tensor, gt_1HW: torch.Tensor) -> tupl
     return float(r), float(abs_rel)
 
 
-@pytest.mark.slow  # ~25 s on an idle 2-core CPU
 def test_overfit_one_triplet_learns_depth():
     torch.manual_seed(0)
     prev, _ = scene.render(H, W, center=(0.0, 0.0, -0.4))

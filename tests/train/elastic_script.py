@@ -49,15 +49,21 @@ def main(train_url: str, val_url: str, workdir: str) -> int:
         except BaseException as e:  # reported below
             out["error"] = repr(e)
 
+    seen: dict[str, tuple[int, int]] = {}  # checkpoint name -> (world size, step) when first seen / rewritten
+    events: list[tuple[str, int, int]] = []
+
     def world_sizes() -> list[int]:
-        names = sorted(n for n in storage.listdir(run_url) if n.startswith("checkpoint_e"))
-        sizes = []
-        for n in names:
+        """World sizes of the checkpoints seen so far, in the order they appeared (rewrites count again)."""
+        for n in sorted(n for n in storage.listdir(run_url) if n.startswith("checkpoint_e")):
             try:
-                sizes.append(read_identity(os.path.join(run_url, n))["world_size"])
+                ident = read_identity(os.path.join(run_url, n))
             except FileNotFoundError:
-                pass  # being written
-        return sizes
+                continue  # being written
+            rec = (ident["world_size"], ident["step"])
+            if seen.get(n) != rec:
+                seen[n] = rec
+                events.append((n, *rec))
+        return [e[1] for e in events]
 
     timeline: list[tuple[str, float]] = []
     t_start = time.time()
@@ -75,14 +81,16 @@ def main(train_url: str, val_url: str, workdir: str) -> int:
     t = threading.Thread(target=run, daemon=True)
     t.start()
     try:
-        wait(lambda: world_sizes().count(2) >= 2, "two checkpoints at world size 2")
+        # a checkpoint dir is visible a moment before Ray registers it: wait for 3 so that some are committed
+        wait(lambda: world_sizes().count(2) >= 3, "three checkpoints at world size 2")
         cluster.remove_node(node2)  # main thread (Cluster needs it)
         wait(lambda: 1 in world_sizes(), "a checkpoint at world size 1 after the node loss")
         cluster.add_node(num_cpus=1)
-        wait(lambda: world_sizes()[-1:] == [2] and 1 in world_sizes(), "a checkpoint at world size 2 after the node came back")
+        wait(lambda: 2 in world_sizes()[world_sizes().index(1):], "a checkpoint at world size 2 after the node came back")
         # Done: the run need not finish (its remaining epochs would only repeat what was shown); the cluster goes down.
     finally:
-        print(json.dumps({"world_sizes": world_sizes(), "error": out.get("error"), "timeline": timeline}), flush=True)
+        world_sizes()
+        print(json.dumps({"events": events, "error": out.get("error"), "timeline": timeline}), flush=True)
         ray.shutdown()
         cluster.shutdown()
         os._exit(0)  # the training thread is still inside fit(); its cluster is gone
