@@ -47,7 +47,7 @@ class DemoSizes:
 
 
 FULL = DemoSizes(train_drives=3, frames_per_drive=60, eval_frames=24, world_size_wh=(416, 128), cs_frames=30,
-                 cs_size_wh=(416, 208), train_size_wh=(208, 64), epochs=6, steps_per_epoch=150)
+                 cs_size_wh=(416, 208), train_size_wh=(208, 64), epochs=8, steps_per_epoch=100)
 QUICK = DemoSizes(train_drives=2, frames_per_drive=14, eval_frames=8, world_size_wh=(208, 64), cs_frames=12,
                   cs_size_wh=(256, 128), train_size_wh=(208, 64), epochs=1, steps_per_epoch=6)
 

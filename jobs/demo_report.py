@@ -87,13 +87,14 @@ def _loss_curve(state, workdir: str) -> str | None:
     offset = 0
     for r, label in stages:
         steps = [offset + row["step"] for row in r.history]
-        axes[0].plot(steps, [row["loss"] for row in r.history], label=label)
+        if steps:
+            axes[0].plot(steps, [row["loss"] for row in r.history], label=f"{label} ({r.final_step} steps)")
         if r.metrics:
             vs = [offset + row["step"] for row in r.metrics]
             axes[1].plot(vs, [row.get("val_abs_rel") for row in r.metrics], "o-", label=f"model ({label})")
             axes[1].plot(vs, [row.get("val_baseline_abs_rel") for row in r.metrics], "x--",
                          label="constant depth (median-scaled)")
-        offset = steps[-1] if steps else offset
+        offset += r.final_step
     axes[0].set_xlabel("optimizer step")
     axes[0].set_ylabel("training loss")
     axes[0].legend()
@@ -134,9 +135,15 @@ def _sections(state, pictures: str | None, curve: str | None) -> list[tuple[str,
                 + head + body + verdict + f"\n\nProtocol: {proto}.\n\nCheckpoint: `{res.identity.get('url')}` "
                 f"(step {res.identity.get('step', '?')}). Full outputs: `{state.eval_url}`."))
     if pictures:
+        loss = state.run_config.loss
+        steps = state.train_result.final_step
+        burnin = (f"The object-motion field is held at zero until step {loss.motion_burnin_start} "
+                  f"(burn-in, ramped up to step {loss.motion_burnin_end}); this run stopped at step {steps}"
+                  + (", so the motion column is flat grey and the flow is ego-motion only." if steps <= loss.motion_burnin_start
+                     else "."))
         out.append(("Pictures", "Columns: input frame | predicted depth | true depth (rendered) | 3D motion field of "
                                 "moving objects (target to next frame; RGB = x, y, z components) | optical flow "
-                                f"(from depth, ego-motion and motion field).\n\n![pictures]({pictures})"))
+                                f"(from depth, ego-motion and motion field). {burnin}\n\n![pictures]({pictures})"))
     if curve:
         out.append(("Training", f"![loss curve]({curve})\n\nTensorBoard logs: `tensorboard --logdir "
                                 f"{os.path.join(os.path.abspath(opts.workdir), 'tensorboard')}`; run: "

@@ -302,6 +302,7 @@ def _progress_callback():
 # ---------------------------------------------------------------------------------------------------------------
 # Worker side
 def _worker_fn(config: dict[str, Any]) -> None:
+    import tempfile
     from contextlib import contextmanager
 
     import ray.train
@@ -326,7 +327,10 @@ def _worker_fn(config: dict[str, Any]) -> None:
         if ck is None:
             yield None
             return
-        with ck.as_directory() as d:
+        # A private copy per worker: `as_directory()` shares one download dir between the workers of a node, and a
+        # worker could read a file another is still writing (seen with S3 storage: a truncated train_state.pt).
+        with tempfile.TemporaryDirectory(prefix=f"rmdepth-ckpt-r{ctx.get_world_rank()}-") as d:
+            ck.to_directory(d)
             yield d
 
     runtime = DistributedRuntime(
