@@ -222,9 +222,59 @@ def _train(state: DemoState, workdir: str) -> None:
     state.run_config = cfg
     stages = "Cityscapes pretraining, then KITTI" if state.opts.pretrain else "KITTI"
     t = _stage(state, 2, f"Ray Train, {state.opts.workers} CPU workers, {cfg.loader.loader} loader ({stages})")
-    state.train_result = train(cfg, storage_path=storage.join(state.storage_root, "runs"),
-                               tensorboard_dir=os.path.join(workdir, "tensorboard"))
+    runs = storage.join(state.storage_root, "runs")
+    names = ([f"{cfg.name}-pretrain"] if state.opts.pretrain else []) + [cfg.name]
+    with _CheckpointWatcher(runs, names):
+        state.train_result = train(cfg, storage_path=runs, tensorboard_dir=os.path.join(workdir, "tensorboard"))
     state.timings["train"] = time.perf_counter() - t
+
+
+class _CheckpointWatcher:
+    """Prints a line on the driver for every new checkpoint of the demo's runs (Ray Train's own progress lines are
+    printed by its controller actor, whose output the demo does not forward)."""
+
+    def __init__(self, runs_url: str, names: list[str], every_s: float = 5.0):
+        import threading
+
+        self.runs_url, self.names, self.every_s = runs_url, names, every_s
+        self.seen: set[str] = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _poll(self) -> None:
+        import json
+
+        for name in self.names:
+            run = storage.join(self.runs_url, name)
+            for ck in storage.listdir(run):
+                if not ck.startswith("checkpoint_") or f"{name}/{ck}" in self.seen:
+                    continue
+                self.seen.add(f"{name}/{ck}")
+                try:
+                    hist = json.loads(storage.read_text(storage.join(run, ck, "history.json")))
+                except (OSError, ValueError):
+                    self.seen.discard(f"{name}/{ck}")  # not fully written yet: look again next time
+                    continue
+                loss = hist["train"][-1]["loss"] if hist.get("train") else float("nan")
+                val = hist["val"][-1] if hist.get("val") else {}
+                shown = (f", val AbsRel {val['val_abs_rel']:.3f} (constant baseline {val['val_baseline_abs_rel']:.3f})"
+                         if "val_abs_rel" in val else "")
+                print(f"    {name}: {ck}, loss {loss:.4f}{shown}", flush=True)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.every_s):
+            try:
+                self._poll()
+            except Exception:  # a progress display must never break training
+                pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
 
 
 def _evaluate(state: DemoState) -> None:
