@@ -108,3 +108,19 @@ def segments(shard_of_M: np.ndarray) -> list[tuple[int, int, int]]:
             out.append((int(shard_of_M[start]), start, i))
             start = i
     return out
+
+
+def train_plan_for(samples, cfg, *, rank: int, world_size: int, epoch: int) -> RankPlan:
+    """`train_plan` for a shard set's samples (objects with a `.shard` index) under a LoaderConfig; both loaders
+    use this, so they read the same samples in the same order."""
+    shard_of_N = np.array([s.shard for s in samples], dtype=np.int64)
+    return train_plan(
+        shard_of_N,
+        rank=rank,
+        world_size=world_size,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        epoch=epoch,
+        shuffle=cfg.shuffle,
+        block=cfg.shuffle_block,
+    )

@@ -190,17 +190,8 @@ class ReferenceTrainLoader(_RefBase):
         self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
 
     def plan(self, epoch: int) -> partition.RankPlan:
-        shard_of_N = np.array([s.shard for s in self.shard_set.samples], dtype=np.int64)
-        return partition.train_plan(
-            shard_of_N,
-            rank=self.rank,
-            world_size=self.world_size,
-            batch_size=self.cfg.batch_size,
-            seed=self.cfg.seed,
-            epoch=epoch,
-            shuffle=self.cfg.shuffle,
-            block=self.cfg.shuffle_block,
-        )
+        return partition.train_plan_for(self.shard_set.samples, self.cfg, rank=self.rank,
+                                        world_size=self.world_size, epoch=epoch)
 
     def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         plan = self.plan(epoch).from_step(start_step)
