@@ -33,7 +33,8 @@ def bare_loop(cfg, *, steps: int, warmup: int) -> float:
 
     from engine.data import build_loaders
     from engine.optim import build_optimizer
-    from model.train_step import build_nets, train_step
+    from model.nets import build_nets
+    from model.train_step import train_step
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -46,10 +47,7 @@ def bare_loop(cfg, *, steps: int, warmup: int) -> float:
         if i == warmup:
             t0 = time.perf_counter()
         batch = next(it)
-        out = train_step(nets, batch, cfg.loss, step=i)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
+        train_step(nets, opt, batch, cfg.loss, step=i, total_steps=warmup + steps)
     assert t0 is not None
     return steps * cfg.loader.batch_size / (time.perf_counter() - t0)
 

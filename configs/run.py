@@ -22,6 +22,10 @@ class DataConfig:
     """Validation shard set (kind eval: frames + gt.npy) scored each epoch; '' = no validation."""
     val_protocol: str = "kitti-eigen"
     """Evaluation protocol of the validation (engine.evaluate.PROTOCOLS)."""
+    pose_val_url: str = ""
+    """Training-kind (triplet) shard set of held-out drives whose true camera motion (KITTI oxts, synthetic truth)
+    scores the pose net at every validation: 3-frame ATE, translation direction cosine, length ratio, rotation
+    error, spread of the output ('' = no pose validation)."""
 
     def __post_init__(self) -> None:
         if self.val_protocol not in VAL_PROTOCOLS:

@@ -28,7 +28,7 @@ from torch import nn
 
 from pipeline import storage
 
-FORMAT = "rmdepth-checkpoint/1"
+FORMAT = "rmdepth-checkpoint/2"  # 2: time-ordered pose net with normalisation, full-resolution skip (issue 12)
 MODEL_FILE = "model.pt"
 STATE_FILE = "train_state.pt"
 CONFIG_FILE = "config.json"
@@ -260,7 +260,7 @@ def read_run_config(url: str):
 
 def load_nets(url: str, *, device: torch.device | str = "cpu"):
     """(RMDepthNets with weights loaded strictly, RunConfig, identity) from a checkpoint dir or URL."""
-    from model.train_step import build_nets
+    from model.nets import build_nets
 
     cfg = read_run_config(url)
     nets = build_nets(cfg.depth, cfg.motion)

@@ -194,7 +194,7 @@ def post_process_disparity(l_disp_BHW: torch.Tensor, r_disp_BHW: torch.Tensor) -
 @torch.no_grad()
 def predict_disparity(depth_net: torch.nn.Module, image_B3HW: torch.Tensor, *, use_post_process: bool) -> torch.Tensor:
     """Scaled disparity (1/depth, the quantity monodepth2 resizes) at network resolution -> (B, H, W)."""
-    from model.train_step import predict_depth
+    from model.nets import predict_depth
 
     if not use_post_process:
         return 1.0 / predict_depth(depth_net, image_B3HW)[:, 0]

@@ -22,10 +22,11 @@ from engine.viz import colorize, to_uint8_image
 from pipeline import storage
 
 
-def vector_field_rgb(field_3HW: torch.Tensor) -> np.ndarray:
-    """A 3D motion field as an RGB image: each component mapped from [-m, m] to [0, 255] (m = max |component|)."""
+def vector_field_rgb(field_3HW: torch.Tensor, *, scale: float | None = None) -> np.ndarray:
+    """A 3D motion field as an RGB image: each component mapped from [-m, m] to [0, 255] (m = `scale`, e.g. 1 m so
+    that a near-zero field stays flat grey, or by default the largest |component| of this field)."""
     x = field_3HW.detach().float().cpu()
-    m = float(x.abs().max())
+    m = float(x.abs().max()) if scale is None else scale
     x = x / m * 0.5 + 0.5 if m > 0 else torch.full_like(x, 0.5)
     return to_uint8_image(x)
 
@@ -104,16 +105,16 @@ class TrainLogger:
         self._t_window = time.perf_counter()
         return row
 
-    def images(self, *, step: int, frames_aug_BSCHW: torch.Tensor, out: Any) -> None:
+    def images(self, *, step: int, frames_aug_BSCHW: torch.Tensor, visuals: Any) -> None:
         """Input target frame, depth colour map, motion field and flow of the first sample."""
         if not self.enabled:
             return
         assert self._writer is not None
         panels = {
             "input": to_uint8_image(frames_aug_BSCHW[0, 1]),
-            "depth": colorize(out.depth_B1HW[0, 0], kind="depth"),
-            "motion_field": vector_field_rgb(out.motion_field_B3HW[0]),
-            "flow": flow_rgb(out.flow_B2HW[0]),
+            "depth": colorize(visuals.depth_B1HW[0, 0], kind="depth"),
+            "motion_field": vector_field_rgb(visuals.motion_field_B3HW[0]),
+            "flow": flow_rgb(visuals.flow_B2HW[0]),
         }
         for name, img in panels.items():
             self._writer.add_image(f"images/{name}", img, step, dataformats="HWC")
@@ -125,7 +126,9 @@ class TrainLogger:
         for k, v in metrics.items():
             if isinstance(v, (int, float)) and math.isfinite(v):
                 self._writer.add_scalar(f"val/{k.removeprefix('val_')}", v, step)
-        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k in ("val_abs_rel", "val_a1", "val_baseline_abs_rel"))
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                         if k in ("val_abs_rel", "val_a1", "val_baseline_abs_rel", "val_pose_ate",
+                                  "val_pose_ate_zero_motion", "val_pose_cosine", "val_pose_spread"))
         print(f"[rmdepth train {self.name}] validation at step {step}: {shown}", flush=True)
 
     def sync(self) -> None:

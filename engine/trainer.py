@@ -25,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,29 +41,21 @@ from engine.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
+from engine.data import Loaders
 from engine.evaluate import make_protocol
 from engine.logger import TrainLogger
 from engine.optim import LRSchedule, build_optimizer
 from engine.runtime import Runtime
-from engine.validate import validate
-from model.train_step import build_nets, train_step
+from engine.validate import validate, validate_pose
+from model.nets import build_nets
+from model.train_step import train_step, visuals
 from pipeline import storage
 
 HISTORY_FILE = "history.json"
 
 
-class TrainLoader(Protocol):
-    num_batches_per_epoch: int
-
-    def epoch_iterator(self, epoch: int, start_step: int = 0): ...
-
-
-class EvalLoader(Protocol):
-    def epoch_iterator(self, epoch: int, start_step: int = 0): ...
-
-
-# (run_cfg, rank, world_size) -> (train loader, val loader or None)
-LoaderFactory = Callable[[Any, int, int], tuple[TrainLoader, EvalLoader | None]]
+# (run_cfg, rank, world_size) -> engine.data.Loaders (train, depth val or None, pose val or None)
+LoaderFactory = Callable[[Any, int, int], Loaders]
 
 
 @dataclass(kw_only=True)
@@ -179,7 +171,7 @@ def fit(
             _load_init(cfg.init_checkpoint, nets)
             parent = cfg.init_checkpoint
 
-    train_loader, val_loader = loaders(cfg, rank, world)
+    train_loader, val_loader, pose_val_loader = loaders(cfg, rank, world)
     batch_size = cfg.loader.batch_size
     global_batch = batch_size * world
     steps_per_epoch = train_loader.num_batches_per_epoch
@@ -195,6 +187,7 @@ def fit(
             flush=True,
         )
 
+    total_steps = tcfg.epochs * steps_per_epoch
     model = runtime.wrap_model(nets, find_unused_parameters=tcfg.find_unused_parameters)
     model.train()
     protocol = make_protocol(cfg.data.val_protocol)
@@ -203,7 +196,7 @@ def fit(
         enabled=runtime.is_main,
         log_dir=log_dir,
         upload_url=tensorboard_upload_url,
-        total_steps=tcfg.epochs * steps_per_epoch,
+        total_steps=total_steps,
         name=run_name,
     )
     logger.history = history
@@ -211,9 +204,14 @@ def fit(
     config_json = to_json(cfg)
 
     def run_validation() -> dict[str, float]:
-        if val_loader is None or not tcfg.validate:
+        if not tcfg.validate or (val_loader is None and pose_val_loader is None):
             return {}
-        metrics = validate(model, val_loader.epoch_iterator(0, 0), runtime, protocol, max_batches=tcfg.val_max_batches)
+        metrics = {}
+        if val_loader is not None:
+            metrics = validate(model, val_loader.epoch_iterator(0, 0), runtime, protocol, max_batches=tcfg.val_max_batches)
+        if pose_val_loader is not None:
+            metrics.update(validate_pose(model, pose_val_loader.epoch_iterator(0, 0), runtime,
+                                         max_batches=tcfg.val_max_batches))
         logger.validation(step=position.step, metrics=metrics)
         val_history.append({"step": position.step, "epoch": position.epoch, **metrics})
         return metrics
@@ -269,12 +267,8 @@ def fit(
                 batch = next(batches).to(runtime.device, non_blocking=True)
                 data_wait = time.perf_counter() - t0
                 lr = schedule.apply(samples_seen=position.samples_seen, epoch=epoch)
-                out = train_step(model, batch, cfg.loss, step=position.step)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if cfg.optim.grad_clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(nets.parameters(), cfg.optim.grad_clip_norm)
-                optimizer.step()
+                out = train_step(model, optimizer, batch, cfg.loss, step=position.step, total_steps=total_steps,
+                                 grad_clip_norm=cfg.optim.grad_clip_norm)
                 position = replace(
                     position,
                     step=position.step + 1,
@@ -282,13 +276,12 @@ def fit(
                     samples_seen=position.samples_seen + global_batch,
                     epoch_samples=position.epoch_samples + global_batch,
                 )
-                if not math.isfinite(out.logs["loss"]):
-                    raise FloatingPointError(f"loss is {out.logs['loss']} at step {position.step} (rank {rank})")
                 logger.step(step=position.step, epoch=epoch, logs=out.logs, lr=lr, samples=global_batch, data_wait_s=data_wait)
                 if position.step % tcfg.log_every_steps == 0:
                     logger.flush_window(step=position.step, epoch=epoch, step_in_epoch=i + 1, steps_per_epoch=steps_per_epoch, lr=lr)
                 if tcfg.image_every_steps and position.step % tcfg.image_every_steps == 0:
-                    logger.images(step=position.step, frames_aug_BSCHW=batch.frames_aug_BSCHW, out=out)
+                    logger.images(step=position.step, frames_aug_BSCHW=batch.frames_aug_BSCHW,
+                                  visuals=visuals(out.outputs, batch.K_B33))
                 last_in_epoch = i + 1 == steps_per_epoch
                 if not last_in_epoch:
                     if tcfg.val_every_steps and position.step % tcfg.val_every_steps == 0:

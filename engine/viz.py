@@ -28,8 +28,11 @@ def colorize(
     *,
     kind: Literal["disparity", "depth"] = "disparity",
     vmax_percentile: float = 95.0,
+    disp_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Magma colour image (H, W, 3) uint8 of a disparity (default) or depth map; invalid pixels are black."""
+    """Magma colour image (H, W, 3) uint8 of a disparity (default) or depth map; invalid pixels are black.
+    The colour range is the map's own (min, 95th percentile of disparity) unless `disp_range` fixes it (to show
+    two maps on one scale)."""
     x = depth_or_disp_HW.detach().cpu().numpy() if isinstance(depth_or_disp_HW, torch.Tensor) else depth_or_disp_HW
     x = np.asarray(x, dtype=np.float64)
     x = np.squeeze(x)
@@ -44,7 +47,7 @@ def colorize(
     if not valid.any():
         return out
     vals = disp[valid]
-    vmin, vmax = float(vals.min()), float(np.percentile(vals, vmax_percentile))
+    vmin, vmax = disp_range or (float(vals.min()), float(np.percentile(vals, vmax_percentile)))
     if vmax <= vmin:
         vmax = vmin + 1e-12
     idx = np.clip((disp - vmin) / (vmax - vmin), 0.0, 1.0) * 255.0

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "splits": ("jobs.splits", "download or list standard split files"),
     "train": ("jobs.train", "train RM-Depth with Ray Train (elastic, checkpoints on object storage)"),
     "eval": ("jobs.evaluate", "evaluate a checkpoint or external predictions (distributed, Ray)"),
+    "eval-pose": ("jobs.eval_pose", "evaluate ego-motion (monodepth2 ATE, KITTI devkit errors) on KITTI odometry/raw"),
     "reeval": ("jobs.reeval", "evaluate every checkpoint under a run prefix that has no result yet"),
     "predict": ("jobs.predict", "predict depth for images, folders and videos"),
     "export-onnx": ("jobs.export_onnx", "export the depth network to ONNX with an onnxruntime parity check"),

@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline import storage
 
-STAGES = ("synthesize", "shard", "train", "evaluate", "pictures", "report")
+STAGES = ("synthesize", "shard", "train", "evaluate", "pose", "pictures", "report")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +65,9 @@ class DemoState:
     train_result: Any = None
     eval_result: Any = None
     eval_url: str = ""
+    pose_summary: dict[str, Any] | None = None
+    pose_url: str = ""
+    synth_metrics: dict[str, float] | None = None
     pictures: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     run_config: Any = None
@@ -98,8 +101,9 @@ def run_demo(opts: DemoOptions) -> str:
         _shard(state)
         _train(state, workdir)
         _evaluate(state)
+        _evaluate_pose(state, workdir)
         _pictures(state, workdir)
-        t = _stage(state, 5, "writing report.md and report.html")
+        t = _stage(state, 6, "writing report.md and report.html")
         from jobs.demo_report import write_report
 
         path = write_report(state, workdir)
@@ -173,6 +177,10 @@ def _shard(state: DemoState) -> None:
                                    seed=state.opts.seed),
         "kitti-val": ShardConfig(dataset="kitti", input=state.kitti_root, kind="eval", split="val", width=ww,
                                  height=wh, samples_per_shard=64, split_file=val_split),
+        # triplets of the validation drive with their true camera motion (oxts): pose validation during training
+        "kitti-val-triplets": ShardConfig(dataset="kitti", input=state.kitti_root, kind="train", split="val",
+                                          cameras=("02",), width=w, height=h, samples_per_shard=64,
+                                          split_file=val_split),
         "kitti-test": ShardConfig(dataset="kitti", input=state.kitti_root, kind="eval", split="test", width=ww,
                                   height=wh, samples_per_shard=8, split_file=test_split),
     }
@@ -202,7 +210,7 @@ def demo_run_config(state: DemoState):
         cfg,
         name="demo-quick" if opts.quick else "demo",
         data=replace(cfg.data, train_url=state.shards["kitti-train"], val_url=state.shards["kitti-val"],
-                     val_protocol="kitti-eigen"),
+                     pose_val_url=state.shards["kitti-val-triplets"], val_protocol="kitti-eigen"),
         loader=replace(cfg.loader, loader=opts.loader, width=sz.train_size_wh[0], height=sz.train_size_wh[1],
                        seed=opts.seed),
         train=replace(cfg.train, epochs=sz.epochs, max_steps_per_epoch=sz.steps_per_epoch, seed=opts.seed),
@@ -295,6 +303,40 @@ def _evaluate(state: DemoState) -> None:
     state.timings["evaluate"] = time.perf_counter() - t
 
 
+def _evaluate_pose(state: DemoState, workdir: str) -> None:
+    """Ego-motion on the test drive in KITTI odometry layout (sequence 09, converted from the raw drive), with the
+    Ray workers, as `rmdepth eval-pose` does it; and the synthetic truth's dense depth error on static vs moving
+    pixels of the same drive."""
+    from engine.checkpoint import load_nets
+    from engine.pose_eval import PoseProtocol, score_sequence
+    from engine.pose_report import write_pose_outputs
+    from engine.synth_eval import evaluate_synthetic
+    from jobs.pose_runner import predict_sequences
+    from pipeline.sources.kitti_odometry import load_sequence
+    from pipeline.synth.odometry import write_kitti_odometry
+
+    sz = state.sizes
+    ckpt = state.train_result.best_checkpoint_url or state.train_result.latest_checkpoint_url
+    t = _stage(state, 4, f"ego-motion on the test drive (KITTI odometry layout, {state.opts.workers} Ray workers) "
+                         "and depth error on moving objects")
+    test_drive = f"2011_09_26/{_drive(state, sz.train_drives + 2)}"
+    odometry = os.path.join(workdir, "kitti_odometry")
+    write_kitti_odometry(odometry, state.kitti_root, drives=(test_drive,), first_sequence=9)
+    seq = load_sequence(odometry, "09", "kitti-odometry")
+    protocol = PoseProtocol(rpe_lengths=(5.0, 10.0, 20.0), rpe_step=1)  # a 2 s drive: devkit segments of 5-20 m
+    pred = predict_sequences(checkpoint=ckpt, sequences=[seq], num_workers=state.opts.workers, batch_size=4)
+    score = score_sequence(seq.name, pred.motions[seq.name], seq.poses_F44, protocol=protocol)
+    state.pose_url = storage.join(state.storage_root, "eval", "pose")
+    state.pose_summary = write_pose_outputs(
+        state.pose_url, scores=[score], predictions=pred.motions, protocol_settings=protocol.settings(),
+        checkpoint={**pred.identity, "input_size_wh": list(pred.size_wh)}, data=odometry, layout="kitti-odometry",
+        gt_sources={seq.name: seq.gt_source})
+    nets, cfg, _ = load_nets(ckpt)
+    state.synth_metrics = evaluate_synthetic(nets, state.kitti_root, size_wh=(cfg.loader.width, cfg.loader.height),
+                                             drives=(test_drive,))
+    state.timings["pose"] = time.perf_counter() - t
+
+
 def _asdict(obj: Any) -> dict[str, Any]:
     from configs.core import to_dict
 
@@ -308,13 +350,12 @@ def _pictures(state: DemoState, workdir: str) -> None:
     from PIL import Image
 
     from engine.checkpoint import load_nets
-    from model.train_step import train_step
-    from pipeline.batch import Batch
+    from model.train_step import visuals
     from pipeline.intrinsics import resize_K
     from pipeline.sources.calib import cam_intrinsics, read_calib
     from pipeline.synth import load_truth, truth_path
 
-    t = _stage(state, 4, "depth, motion field and flow on test-drive triplets")
+    t = _stage(state, 5, "depth, motion field and flow on test-drive triplets")
     sz = state.sizes
     ckpt = state.train_result.best_checkpoint_url or state.train_result.latest_checkpoint_url
     nets, cfg, _ = load_nets(ckpt)
@@ -331,9 +372,8 @@ def _pictures(state: DemoState, workdir: str) -> None:
         frames = [np.asarray(Image.open(p).convert("RGB").resize((w, h), Image.BILINEAR), np.float32) / 255.0
                   for p in paths]
         frames_SCHW = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None]
-        batch = Batch(frames_aug_BSCHW=frames_SCHW, frames_BSCHW=frames_SCHW, K_B33=K, keys=(f"{drive}_{idx}",))
         with torch.no_grad():
-            out = train_step(nets, batch, cfg.loss, step=10**9)
+            out = visuals(nets(frames_SCHW, K, motion_scale=1.0), K)
         truth = load_truth(truth_path(paths[1]))
         state.pictures.append({
             "key": f"{drive} frame {idx}",

@@ -60,16 +60,32 @@ def _pictures_grid(state, workdir: str) -> str | None:
         h, w = p["pred_depth"].shape
         true = p["true_depth"].astype(np.float64)
         true = np.where(true >= 999.0, 0.0, true)  # the synthetic sky is "infinitely" far: shown black
+        # one colour scale for both: the prediction median-scaled to the truth (as the metrics do), the truth's range
+        pred = _median_scaled(p["pred_depth"], true)
+        valid = true[true > 0]
+        disp_range = (1.0 / float(valid.max()), float(np.percentile(1.0 / valid, 95.0))) if valid.size else None
         rows.append([
             to_uint8_image(np.transpose(p["image"], (2, 0, 1))),
-            colorize(p["pred_depth"], kind="depth"),
-            colorize(true, kind="depth"),
-            vector_field_rgb(p["motion_field"]),
+            colorize(pred, kind="depth", disp_range=disp_range),
+            colorize(true, kind="depth", disp_range=disp_range),
+            vector_field_rgb(p["motion_field"], scale=1.0),
             flow_rgb(p["flow"]),
         ])
     grid = image_grid(rows, cell_hw=(h * 2, w * 2))
     _png(os.path.join(workdir, "pictures.png"), grid)
     return "pictures.png"
+
+
+def _median_scaled(pred_hw: np.ndarray, true_HW: np.ndarray) -> np.ndarray:
+    """The prediction times median(truth) / median(prediction), both over the truth's valid pixels."""
+    from PIL import Image
+
+    h, w = pred_hw.shape
+    true = np.asarray(Image.fromarray(true_HW.astype(np.float32)).resize((w, h), Image.NEAREST))
+    valid = true > 0
+    if not valid.any():
+        return pred_hw
+    return pred_hw * float(np.median(true[valid]) / np.median(pred_hw[valid]))
 
 
 def _loss_curve(state, workdir: str) -> str | None:
@@ -107,7 +123,7 @@ def _loss_curve(state, workdir: str) -> str | None:
     return "loss_curve.png"
 
 
-def _sections(state, pictures: str | None, curve: str | None) -> list[tuple[str, str]]:
+def _sections(state, pictures: str | None, curve: str | None, workdir: str) -> list[tuple[str, str]]:
     """(title, markdown body) pairs."""
     res = state.eval_result
     opts = state.opts
@@ -134,16 +150,23 @@ def _sections(state, pictures: str | None, curve: str | None) -> list[tuple[str,
                 f"{len(res.rows)} test frames, each counted once; per-image metrics averaged over images.\n\n"
                 + head + body + verdict + f"\n\nProtocol: {proto}.\n\nCheckpoint: `{res.identity.get('url')}` "
                 f"(step {res.identity.get('step', '?')}). Full outputs: `{state.eval_url}`."))
+    out += _pose_sections(state, workdir)
     if pictures:
         loss = state.run_config.loss
         steps = state.train_result.final_step
-        burnin = (f"The object-motion field is held at zero until step {loss.motion_burnin_start} "
-                  f"(burn-in, ramped up to step {loss.motion_burnin_end}); this run stopped at step {steps}"
-                  + (", so the motion column is flat grey and the flow is ego-motion only." if steps <= loss.motion_burnin_start
-                     else "."))
-        out.append(("Pictures", "Columns: input frame | predicted depth | true depth (rendered) | 3D motion field of "
-                                "moving objects (target to next frame; RGB = x, y, z components) | optical flow "
-                                f"(from depth, ego-motion and motion field). {burnin}\n\n![pictures]({pictures})"))
+        start, end = loss.motion_burnin_steps(steps)
+        field = max((float(p["motion_field"].norm(dim=0).max()) for p in state.pictures), default=0.0)
+        burnin = (f"The object-motion field is off (and not computed) until step {start:.0f} and ramps up to full "
+                  f"strength at step {end:.0f} of this run's {steps}"
+                  + (", so the motion column is flat grey and the flow is ego-motion only." if steps <= start else
+                     f"; its largest value in these pictures is {field:.3f} m. In this world every moving car drives "
+                     "parallel to the camera, where object motion and depth are photometrically interchangeable, and "
+                     "the field has not been seen to switch on (BENCHMARKS.md, Learning)."))
+        out.append(("Pictures", "Columns: input frame | predicted depth (median-scaled) | true depth (rendered; both on "
+                                "the truth's colour scale, sky black) | 3D motion field of "
+                                "moving objects (target to next frame; RGB = x, y, z components, grey = 0, full colour = "
+                                "1 m, the camera's motion per frame) | optical flow (from depth, ego-motion and motion field). "
+                                f"{burnin}\n\n![pictures]({pictures})"))
     if curve:
         out.append(("Training", f"![loss curve]({curve})\n\nTensorBoard logs: `tensorboard --logdir "
                                 f"{os.path.join(os.path.abspath(opts.workdir), 'tensorboard')}`; run: "
@@ -154,6 +177,47 @@ def _sections(state, pictures: str | None, curve: str | None) -> list[tuple[str,
                  f"{s.stored_size_wh[0]}x{s.stored_size_wh[1]} |\n")
     out.append(("Shard sets", rows))
     out.append(("The same on a cluster", "```bash\n" + CLUSTER_COMMANDS + "```"))
+    return out
+
+
+def _pose_sections(state, workdir: str) -> list[tuple[str, str]]:
+    """Ego-motion on the test drive (eval-pose outputs), pose validation during training, moving-object depth."""
+    from pipeline import storage
+
+    out = []
+    if state.pose_summary:
+        m, b = state.pose_summary["metrics"], state.pose_summary["baseline"]
+        rows = [("ate_mean", "ATE, 5-frame snippets (m)"), ("ate_std", "ATE std (m)"),
+                ("rotation_error_deg", "rotation error per frame (deg)"),
+                ("translation_cosine", "translation direction cosine"), ("length_ratio_median", "translation length ratio")]
+        table = "| | RM-Depth (this run) | standing camera |\n|---|---|---|\n" + "".join(
+            f"| {label} | {_fmt(m.get(k))} | {_fmt(b.get(k))} |\n" for k, label in rows)
+        plot = "trajectory.png"
+        try:
+            storage.get_file(storage.join(state.pose_url, plot), os.path.join(workdir, plot))
+            picture = f"\n\n![trajectory]({plot})"
+        except (OSError, FileNotFoundError):
+            picture = ""
+        scored = [r for r in state.train_result.metrics if "val_abs_rel" in r]
+        val = min(scored, key=lambda r: r["val_abs_rel"]) if scored else {}
+        during = ""
+        if "val_pose_ate" in val:
+            during = (f"\n\nDuring training (validation drive, 3-frame snippets, best checkpoint): ATE "
+                      f"{val['val_pose_ate']:.4f} m vs {val['val_pose_ate_zero_motion']:.4f} m for a standing camera, "
+                      f"direction cosine {val['val_pose_cosine']:.4f}, spread of the output {val['val_pose_spread']:.3f} "
+                      "(relative; a constant output gives 0).")
+        out.append(("Ego-motion on the test drive (KITTI odometry protocol)",
+                    "monodepth2's protocol (`rmdepth eval-pose`): snippets of 5 frames, first point aligned, "
+                    "least-squares scale; the test drive converted to the KITTI odometry layout (sequence 09).\n\n"
+                    + table + during + f"\n\nFull outputs: `{state.pose_url}`." + picture))
+    if state.synth_metrics:
+        sm = state.synth_metrics
+        out.append(("Depth on moving objects (synthetic truth)",
+                    "Dense AbsRel of the test drive against the rendered depth (median-scaled per image, pixels "
+                    "closer than 80 m, Garg crop), split by the truth's moving-object mask:\n\n"
+                    "| static pixels | pixels of moving cars | share of moving pixels |\n|---|---|---|\n"
+                    f"| {_fmt(sm['dense_abs_rel_static'])} | {_fmt(sm['dense_abs_rel_moving'])} | "
+                    f"{_fmt(sm['moving_pixel_fraction'])} |"))
     return out
 
 
@@ -195,7 +259,7 @@ def write_report(state, workdir: str) -> str:
     """Write report.md, report.html, pictures.png, loss_curve.png and demo.json into workdir; returns report.md."""
     pictures = _pictures_grid(state, workdir)
     curve = _loss_curve(state, workdir)
-    sections = _sections(state, pictures, curve)
+    sections = _sections(state, pictures, curve, workdir)
     title = "RM-Depth demo report"
     md = f"# {title}\n\n" + "\n\n".join(f"## {t}\n\n{b}" for t, b in sections) + "\n"
     path = os.path.join(workdir, "report.md")
@@ -210,6 +274,7 @@ def write_report(state, workdir: str) -> str:
     res = state.eval_result
     with open(os.path.join(workdir, "demo.json"), "w") as f:
         json.dump({"metrics": res.metrics, "baseline": res.baseline, "num_test_frames": len(res.rows),
+                   "pose": state.pose_summary, "moving_objects": state.synth_metrics,
                    "timings_s": state.timings, "checkpoint": res.identity.get("url"),
                    "shards": state.shards}, f, indent=2, default=str)
     return path

@@ -2,10 +2,13 @@
 
   rmdepth synth kitti OUT [--drives N --frames N --size WxH --seed S --moving-objects N --date 2011_09_26 ...]
   rmdepth synth cityscapes OUT [--split train --cities aachen,bochum --sequences N --frames 30 --size WxH ...]
+  rmdepth synth kitti-odometry OUT --from RAW [--drives DRIVE,... --first-sequence 9]
 
 OUT is a local folder or an fsspec URL (s3://bucket/prefix). Output is deterministic given the options. Exact
 per-frame truth (depth, moving-object mask, camera pose) goes to rmdepth_truth/ folders beside the dataset's own
 (see `pipeline.synth`). `--fault` plants broken files for reader tests (repeatable; see each subcommand's --help).
+`kitti-odometry` re-packages KITTI raw drives (synthetic or real) in the KITTI odometry layout (sequences/NN/image_2,
+calib.txt, times.txt, poses/NN.txt from oxts), for `rmdepth eval-pose`.
 """
 
 from __future__ import annotations
@@ -78,9 +81,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--split", default="train", choices=("train", "val", "test"), help="split (default train)")
     c.add_argument("--cities", default="", help="comma-separated city names (default: the split's first two)")
     c.add_argument("--sequences", type=int, default=2, help="snippets per city (default 2)")
+    o = sub.add_parser("kitti-odometry", help="KITTI odometry layout (sequences/NN, poses/NN.txt) from raw drives",
+                       description="Re-package KITTI raw drives (e.g. from `rmdepth synth kitti`) as KITTI odometry "
+                                   "sequences: image_2/image_3 renumbered from 0, calib.txt, times.txt and cam0 "
+                                   "ground-truth poses/NN.txt from the oxts records (pykitti).")
+    o.add_argument("out", metavar="OUT", help="output root: a local folder or an fsspec URL (s3://bucket/prefix)")
+    o.add_argument("--from", dest="raw", required=True, metavar="RAW", help="KITTI raw root (local or URL)")
+    o.add_argument("--drives", default="", help="comma-separated drives, e.g. 2011_09_26_drive_0001_sync "
+                                                "(default: every drive under RAW, sorted)")
+    o.add_argument("--first-sequence", type=int, default=9,
+                   help="number of the first sequence (default 9, the standard test sequence 09)")
+    o.add_argument("--quiet", action="store_true", help="print nothing on success (default: a JSON summary)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "kitti-odometry":
+        return _run_odometry(args)
     from pipeline import synth
     from pipeline.synth.config import CityscapesSynthConfig, KittiSynthConfig, WorldConfig
     from pipeline.synth.faults import parse_fault
@@ -112,6 +128,18 @@ def run(args: argparse.Namespace) -> int:
         summary = synth.write_kitti(args.out, cfg, workers=args.workers)
     else:
         summary = synth.write_cityscapes(args.out, cfg, workers=args.workers)
+    if not args.quiet:
+        print(json.dumps(summary, default=float))
+    return 0
+
+
+def _run_odometry(args: argparse.Namespace) -> int:
+    from pipeline.synth.odometry import write_kitti_odometry
+
+    drives = tuple(d.strip() for d in args.drives.split(",") if d.strip())
+    if not 0 <= args.first_sequence <= 99:
+        raise UsageError(f"--first-sequence must be in [0, 99], got {args.first_sequence}")
+    summary = write_kitti_odometry(args.out, args.raw, drives=drives, first_sequence=args.first_sequence)
     if not args.quiet:
         print(json.dumps(summary, default=float))
     return 0

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Norm = Literal["batch", "group", "none"]
+DEPTH_ARCHS = ("rmdepth", "resnet18")
 
 
 def _check_norm(name: str, value: str) -> None:
@@ -15,11 +16,16 @@ def _check_norm(name: str, value: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class DepthNetConfig:
+    arch: Literal["rmdepth", "resnet18"] = "rmdepth"
+    """`rmdepth`: the paper's net (RMUs, residual upsampling; the fields below). `resnet18`: Monodepth2's ResNet18
+    encoder-decoder trained from scratch (model/resnet_depth_net.py; 14.3M parameters; only min/max_depth and
+    init_depth apply), the baseline of the paper's size claim, trained by the same pipeline."""
     encoder_channels: tuple[int, int, int, int, int, int] = (32, 32, 64, 96, 128, 192)
     """Widths of the encoder pyramid levels L1..L6 (L_l at 1/2^(l-1) resolution; LiteFlowNet NetC, spec 1.3)."""
     init_channels: int = 120
     """Width of the h0 initialisation path (conv on L6, residual-upsampled to L5, fused with E5; spec eq. 6).
-    120 (spec 1.5 suggests 128) brings the default net to 2.957M parameters, 0.4% under the paper's 2.97M."""
+    120 (spec 1.5 suggests 128) brings the default net to 2.976M parameters (with the full-resolution skip),
+    0.2% over the paper's 2.97M."""
     rmu_steps: tuple[int, int, int] = (9, 2, 2)
     """Recurrent steps of the RMUs at L4, L3, L2 (paper final model: 9, 2, 2; Supp. Table 7)."""
     use_modulation: bool = True
@@ -28,6 +34,10 @@ class DepthNetConfig:
     """False = conventional fusion (eq. 3): concat + conv instead of the recurrent modulation unit."""
     use_residual_upsampling: bool = True
     """Two transposed-conv filter sets (low/high frequency, eq. 10); False = one filter set."""
+    use_full_res_skip: bool = True
+    """At full resolution, fuse the upsampled hidden state with the encoder's full-resolution features (E1) in a
+    conv block before the disparity head (the long encoder-decoder skip of Fig. 1). [I] Without it the finest
+    disparity is a linear function of an upsampled 1/2-resolution state: blurry object boundaries."""
     norm: Norm = "batch"
     """Normalisation after the encoder and decoder conv blocks (not inside the RMU, whose tanh/sigmoid bound it).
     BatchNorm: on a synthetic KITTI world (208x64, batch 4, Adam 2e-4, 150 steps, same seed) 'batch' reached
@@ -36,8 +46,18 @@ class DepthNetConfig:
     and trained like 'batch' on the single-triplet overfit test. Eval at batch 1 uses the running statistics."""
     min_depth: float = 0.1
     max_depth: float = 100.0
+    init_depth: float = 10.0
+    """Depth (metres) that the disparity heads output at initialisation, through their bias; 0 = bias 0 (sigmoid
+    0.5, i.e. about 2 * min_depth, Monodepth2's start). Together with the pose net's forward-motion prior
+    (MotionNetConfig.init_forward_motion) the first warps have the right size for a street scene, so the depth net
+    gets a useful signal from the first steps; Monodepth2's start (0.2 m with 0.01-scaled translations) sat on a
+    plateau with almost no translation for hundreds of steps on CPU runs (learning-notes.md, BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
+        if self.arch not in DEPTH_ARCHS:
+            raise ValueError(f"depth.arch must be one of {', '.join(DEPTH_ARCHS)}, got {self.arch!r}")
+        if self.init_depth and not self.min_depth < self.init_depth < self.max_depth:
+            raise ValueError(f"depth.init_depth must be 0 or inside (min_depth, max_depth), got {self.init_depth}")
         if len(self.encoder_channels) != 6 or any(c <= 0 for c in self.encoder_channels):
             raise ValueError(f"depth.encoder_channels: need 6 positive widths, got {self.encoder_channels}")
         if self.init_channels <= 0:
@@ -61,10 +81,22 @@ class MotionNetConfig:
     """Coarse-to-fine by re-warping the source before each level (Fig. 4); False = one encoder pass."""
     use_object_motion: bool = True
     """Predict a per-pixel 3D object translation field; False = camera motion only."""
-    norm: Norm = "none"
-    """Normalisation in the motion encoder (off by default: the pose scale 0.01 already keeps outputs small)."""
-    pose_scale: float = 0.01
-    """Scale of the pose decoder output (Monodepth2)."""
+    norm: Norm = "batch"
+    """Normalisation in the motion encoder and the pose decoder. Without it the ten-conv pose path shrank the input
+    signal at every layer and the pose output was a constant (learning-notes.md)."""
+    rotation_scale: float = 0.01
+    """Multiplier of the pose decoder's axis-angle output (Monodepth2: 0.01)."""
+    translation_scale: float = 1.0
+    """Multiplier of the pose decoder's translation output, i.e. its unit: 1 = metres at a metric-looking scale
+    (depth starts at DepthNetConfig.init_depth, the camera at init_forward_motion). Monodepth2 uses 0.01 with depth
+    starting at ~0.2."""
+    init_forward_motion: float = 1.0
+    """Forward camera motion (metres per frame pair, along +z of the camera) that the pose decoder outputs at
+    initialisation, through its translation bias; the input-dependent part starts small (last conv scaled by
+    0.1). A prior for cameras on forward-driving cars (KITTI, Cityscapes): without it the initial translation
+    points anywhere, and the depth net learns to push the scene far away rather than the pose net to turn round
+    (learning-notes.md). 1 m matches KITTI at 10 Hz and Cityscapes at 17 Hz with a frame gap of 2 (~36 km/h).
+    0 = no prior (zero bias, default init)."""
 
     def __post_init__(self) -> None:
         if len(self.encoder_channels) != 3 or any(c <= 0 for c in self.encoder_channels):
@@ -72,8 +104,10 @@ class MotionNetConfig:
         if self.pose_channels <= 0 or self.motion_channels <= 0:
             raise ValueError("motion.pose_channels and motion.motion_channels must be positive")
         _check_norm("motion.norm", self.norm)
-        if self.pose_scale <= 0:
-            raise ValueError(f"motion.pose_scale must be positive, got {self.pose_scale}")
+        if self.init_forward_motion < 0:
+            raise ValueError(f"motion.init_forward_motion must be >= 0, got {self.init_forward_motion}")
+        if self.rotation_scale <= 0 or self.translation_scale <= 0:
+            raise ValueError("motion.rotation_scale and motion.translation_scale must be positive")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,10 +128,21 @@ class LossConfig:
     """Weight of the outlier-aware regulariser."""
     li_smoothness_weight: float = 1.0
     """Weight of Li et al.'s sparsity+smoothness regulariser (when motion_regularizer='li_sparsity')."""
-    motion_burnin_start: int = 10_000
-    """Steps during which the object motion field is zeroed (Li et al.)."""
-    motion_burnin_end: int = 20_000
-    """Step at which the linear ramp of the object motion field reaches 1."""
+    motion_burnin_start: float = 10_000
+    """Start of the object-motion ramp: the field is zero (and not computed) before it (Li et al.: 10k steps)."""
+    motion_burnin_end: float = 20_000
+    """End of the linear ramp of the object motion field to 1."""
+    motion_burnin_unit: Literal["steps", "fraction"] = "steps"
+    """Unit of motion_burnin_start/end: optimizer steps, or fractions of the run's total steps (so a preset's
+    burn-in follows its length: 0.3, 0.5 = off for the first 30%, full from half of the run)."""
+    mask_out_of_view: bool = True
+    """A warp that lands outside the source image gets the maximum photometric error (1) instead of a sample of the
+    border, so the per-pixel minimum takes the other source or the identity; otherwise predicting the minimum depth
+    in the uniform bottom rows (which warps them far off the image onto similar border pixels) is rewarded."""
+    velocity_weight: float = 0.0
+    """Weak velocity supervision (PackNet-SfM): weight of |‖t_pred‖ - ‖t_true‖| (metres) where the batch carries
+    the camera motion of a triplet (KITTI oxts, synthetic truth). Fixes the metric scale and the early plateau in
+    which the pose net predicts almost no translation. 0 = fully self-supervised."""
     outlier_sigma: float = 1.0
     """Outlier threshold of the rigid reprojection error: mean + sigma * std (eq. 12)."""
 
@@ -117,11 +162,26 @@ class LossConfig:
                 "loss: need 0 <= motion_burnin_start <= motion_burnin_end, got "
                 f"{self.motion_burnin_start}, {self.motion_burnin_end}"
             )
+        if self.motion_burnin_unit not in ("steps", "fraction"):
+            raise ValueError(f"loss.motion_burnin_unit must be steps or fraction, got {self.motion_burnin_unit!r}")
+        if self.motion_burnin_unit == "fraction" and self.motion_burnin_end > 1:
+            raise ValueError(f"loss: burn-in fractions must be <= 1, got end {self.motion_burnin_end}")
+        if self.velocity_weight < 0:
+            raise ValueError(f"loss.velocity_weight must be >= 0, got {self.velocity_weight}")
 
-    def motion_scale(self, step: int) -> float:
+    def motion_burnin_steps(self, total_steps: int) -> tuple[float, float]:
+        """(start, end) of the burn-in ramp in steps; fractions need the run's `total_steps`."""
+        if self.motion_burnin_unit == "steps":
+            return self.motion_burnin_start, self.motion_burnin_end
+        if total_steps <= 0:
+            raise ValueError("loss.motion_burnin_unit=fraction needs the run's total number of steps")
+        return self.motion_burnin_start * total_steps, self.motion_burnin_end * total_steps
+
+    def motion_scale(self, step: int, total_steps: int = 0) -> float:
         """Multiplier of the object motion field at `step`: 0 during burn-in, then a linear ramp to 1."""
-        if step < self.motion_burnin_start:
+        start, end = self.motion_burnin_steps(total_steps)
+        if step < start:
             return 0.0
-        if step >= self.motion_burnin_end:
+        if step >= end:
             return 1.0
-        return (step - self.motion_burnin_start) / max(1, self.motion_burnin_end - self.motion_burnin_start)
+        return (step - start) / max(1.0, end - start)

@@ -7,8 +7,8 @@ Dataflow (spec 1.2-1.5; [I] where the paper text was unavailable):
   E1..E6 = encoder(normalised image)
   h0(L4) = ResUp(conv1x1(cat[ResUp(conv(E6)), E5]))            (eq. 6: h0 from the top encoder feature)
   for level in L4, L3, L2:  h = RMU(E_level, h0)  -> disp head;  h0(next) = ResUp(conv_block(h))
-  L1: disp head on the last upsampled feature.
-[I] choices: input normalised with Monodepth2's (x - 0.45) / 0.225; no E1 skip at L1 (spec 1.5 budget); levels of
+  L1: conv_block(cat[last upsampled feature, E1]) (use_full_res_skip) -> disp head.
+[I] choices: input normalised with Monodepth2's (x - 0.45) / 0.225; the E1 skip at L1 (+18k parameters); levels of
 inputs that are not multiples of 32 have ceil sizes and every upsampled map is cropped to its skip's size; norm
 layers (DepthNetConfig.norm, BatchNorm by default) after encoder/decoder conv blocks, see its docstring.
 """
@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from model.config import DepthNetConfig
-from model.geometry import disp_to_depth
+from model.geometry import disp_logit, disp_to_depth
 from model.layers import RMU, ConcatFusion, ResidualUpsample, conv_block
 
 # Monodepth2's input normalisation (images in [0, 1]).
@@ -82,8 +82,10 @@ class DepthNet(nn.Module):
                 self.fusions.append(ConcatFusion(ce, ce, norm=cfg.norm))
             self.blocks.append(conv_block(ce, ce, norm=cfg.norm))
             self.ups.append(ResidualUpsample(ce, cn, use_residual=res))
+        self.fuse1 = conv_block(c1 + c1, c1, norm=cfg.norm) if cfg.use_full_res_skip else None
         # Disparity heads, scale 0 (L1) .. 3 (L4).
         self.heads = nn.ModuleList([nn.Conv2d(c, 1, 3, padding=1) for c in (c1, c2, c3, c4)])
+        init_heads(self.heads, cfg)
 
     def forward(self, image_B3HW: torch.Tensor) -> list[torch.Tensor]:
         """Image in [0, 1] -> [disp_B1HW at scale 0 (full res), 1, 2, 3], sigmoid disparities in [0, 1]."""
@@ -106,11 +108,23 @@ class DepthNet(nn.Module):
             h = fusion(enc, h)
             disps.append(torch.sigmoid(head(h)))
             h = up(block(h), nxt.shape[-2:])
+        if self.fuse1 is not None:
+            h = self.fuse1(torch.cat([h, e1], dim=1))
         disps.append(torch.sigmoid(self.heads[0](h)))
         return disps[::-1]
 
     def depth(self, disp_B1HW: torch.Tensor) -> torch.Tensor:
         return disp_to_depth(disp_B1HW, min_depth=self.cfg.min_depth, max_depth=self.cfg.max_depth)
+
+
+def init_heads(heads: nn.ModuleList, cfg: DepthNetConfig) -> None:
+    """Start every disparity head at `cfg.init_depth` (through the bias of its last conv), if set."""
+    if not cfg.init_depth:
+        return
+    bias = disp_logit(cfg.init_depth, min_depth=cfg.min_depth, max_depth=cfg.max_depth)
+    for head in heads:
+        conv = head if isinstance(head, nn.Conv2d) else head[-1]
+        nn.init.constant_(conv.bias, bias)
 
 
 def num_parameters(module: nn.Module) -> int:

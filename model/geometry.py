@@ -26,17 +26,31 @@ def depth_to_disp(depth_B1HW: torch.Tensor, *, min_depth: float, max_depth: floa
     return (1.0 / depth_B1HW - min_disp) / (max_disp - min_disp)
 
 
+def disp_logit(depth: float, *, min_depth: float, max_depth: float) -> float:
+    """The pre-sigmoid value whose disparity maps to `depth` (initialises disparity heads at a chosen depth)."""
+    import math
+
+    d = (1.0 / depth - 1.0 / max_depth) / (1.0 / min_depth - 1.0 / max_depth)
+    return math.log(d / (1.0 - d))
+
+
 def axis_angle_to_matrix(axis_angle_B3: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: axis-angle (direction = axis, norm = angle in radians) -> rotation matrix R_B33."""
-    angle_B1 = axis_angle_B3.norm(dim=-1, keepdim=True)
-    axis_B3 = axis_angle_B3 / (angle_B1 + 1e-7)
-    x, y, z = axis_B3.unbind(-1)
+    """Rodrigues: axis-angle (direction = axis, norm = angle in radians) -> rotation matrix R_B33.
+
+    R = I + a(theta) [w]x + b(theta) [w]x^2 with the unnormalised skew matrix of w, a = sin(theta)/theta and
+    b = (1 - cos(theta))/theta^2 (Taylor series near 0). Unlike normalising the axis first, this has the right
+    gradient at exactly zero rotation (dR/dw_i = [e_i]x), so a zero-initialised rotation output can learn.
+    """
+    x, y, z = axis_angle_B3.unbind(-1)
     zero = torch.zeros_like(x)
     skew_B33 = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*x.shape, 3, 3)
-    sin = torch.sin(angle_B1)[..., None]
-    cos = torch.cos(angle_B1)[..., None]
+    theta2 = axis_angle_B3.square().sum(dim=-1)
+    small = theta2 < 1e-6
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)[..., None, None]
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / theta2.clamp(min=1e-6))[..., None, None]
     eye = torch.eye(3, dtype=axis_angle_B3.dtype, device=axis_angle_B3.device).expand_as(skew_B33)
-    return eye + sin * skew_B33 + (1.0 - cos) * (skew_B33 @ skew_B33)
+    return eye + a * skew_B33 + b * (skew_B33 @ skew_B33)
 
 
 def pose_vec_to_mat(axis_angle_B3: torch.Tensor, translation_B3: torch.Tensor) -> torch.Tensor:

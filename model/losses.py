@@ -125,3 +125,14 @@ def outlier_aware_regularizer(
     rigid = ((1 - outlier_B1HW) * t.abs().sum(dim=1, keepdim=True)).mean()
     inside = (outlier_B1HW * total_variation(t)).mean()
     return rigid + 0.5 * inside
+
+
+def velocity_loss(T_pred_B44: torch.Tensor, T_true_B44: torch.Tensor) -> torch.Tensor:
+    """PackNet-SfM's weak velocity supervision: mean |‖t_pred‖ - ‖t_true‖| (metres) over the rows whose true motion
+    is known (finite); 0 (with a graph) when none is."""
+    true_len = T_true_B44[:, :3, 3].norm(dim=1)
+    known = torch.isfinite(true_len)
+    pred_len = T_pred_B44[:, :3, 3].norm(dim=1)
+    if not bool(known.any()):
+        return 0.0 * pred_len.sum()
+    return (pred_len[known] - true_len[known]).abs().mean()

@@ -1,22 +1,19 @@
-"""One self-supervised training step of RM-Depth, and the depth prediction helper used by evaluation.
+"""One self-supervised training step of RM-Depth: forward, loss, backward, optimizer step.
 
 Shape legend: B batch, S = 3 frames (0 prev, 1 target, 2 next), H, W network resolution.
-`batch` is duck-typed like pipeline.batch.Batch (frames_aug_BSCHW, frames_BSCHW, K_B33); model/ does not import
-pipeline. The networks' forward is `RMDepthNets.forward`, so a DDP wrapper around RMDepthNets sees every parameter
-used in one forward call.
+`batch` is duck-typed like pipeline.batch.Batch (frames_aug_BSCHW, frames_BSCHW, K_B33, optionally gt_T_BS44);
+model/ does not import pipeline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model.config import DepthNetConfig, LossConfig, MotionNetConfig
-from model.depth_net import DepthNet
+from model.config import LossConfig
 from model.geometry import disp_to_depth, moving_mask, optical_flow, warp
 from model.losses import (
     li_motion_regularizer,
@@ -25,49 +22,23 @@ from model.losses import (
     outlier_mask,
     photometric_error,
     smoothness_loss,
+    velocity_loss,
 )
-from model.motion_net import MotionNet
+from model.nets import NetOutputs, unwrap
 
 
-class NetOutputs(NamedTuple):
-    disps: list[torch.Tensor]
-    """Target sigmoid disparities, scale 0 (full resolution) .. 3."""
+@dataclass(frozen=True, kw_only=True)
+class Visuals:
+    """Detached pictures of the first sources' geometry, computed only when something is logged."""
+
     depth_B1HW: torch.Tensor
-    """Target depth from disps[0] (metres)."""
-    T_B44: torch.Tensor
-    """(2B) camera motions target->source: rows [0, B) for the prev frame, [B, 2B) for the next frame."""
-    motion_B3HW: torch.Tensor
-    """(2B) object motion fields (already burn-in scaled), same row order."""
-
-
-class RMDepthNets(nn.Module):
-    """The depth and motion networks as one module (one DDP wrapper, one state_dict)."""
-
-    def __init__(self, depth_cfg: DepthNetConfig, motion_cfg: MotionNetConfig) -> None:
-        super().__init__()
-        self.depth = DepthNet(depth_cfg)
-        self.motion = MotionNet(motion_cfg)
-
-    def forward(
-        self, frames_aug_BSCHW: torch.Tensor, K_B33: torch.Tensor, motion_scale: float = 1.0
-    ) -> NetOutputs:
-        target = frames_aug_BSCHW[:, 1]
-        disps = self.depth(target)
-        depth = self.depth.depth(disps[0])
-        pair_target = torch.cat([target, target], dim=0)
-        pair_source = torch.cat([frames_aug_BSCHW[:, 0], frames_aug_BSCHW[:, 2]], dim=0)
-        motion = self.motion(
-            pair_target,
-            pair_source,
-            torch.cat([depth, depth], dim=0),
-            torch.cat([K_B33, K_B33], dim=0),
-            motion_scale=motion_scale,
-        )
-        return NetOutputs(disps=disps, depth_B1HW=depth, T_B44=motion.T_B44, motion_B3HW=motion.motion_B3HW)
-
-
-def build_nets(depth_cfg: DepthNetConfig, motion_cfg: MotionNetConfig) -> RMDepthNets:
-    return RMDepthNets(depth_cfg, motion_cfg)
+    """Target depth (metres)."""
+    motion_field_B3HW: torch.Tensor
+    """Object motion field target->next source (metres; zero while the field is off)."""
+    flow_B2HW: torch.Tensor
+    """Optical flow target->next source (pixels)."""
+    moving_mask_B1HW: torch.Tensor
+    """Moving-object mask of the target (from the target->next field)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,63 +46,44 @@ class StepOutput:
     loss: torch.Tensor
     """Scalar to backpropagate."""
     logs: dict[str, float]
-    depth_B1HW: torch.Tensor
-    """Detached target depth (metres)."""
-    motion_field_B3HW: torch.Tensor
-    """Detached object motion field target->next source (metres)."""
-    flow_B2HW: torch.Tensor
-    """Detached optical flow target->next source (pixels)."""
-    moving_mask_B1HW: torch.Tensor
-    """Detached moving-object mask of the target (from the target->next field)."""
+    outputs: NetOutputs
+    """The networks' outputs (carry graph; use .detach() to keep them)."""
 
 
-def _unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DDP (or similar) wrapper; used only to read configs, never to call forward."""
-    return getattr(module, "module", module)
+def _reprojection(sources, poses, motions, depth_B1HW, K_B33, target_B3HW, cfg: LossConfig) -> torch.Tensor:
+    """Photometric error of every warped source against the target, reproj_BSHW (S = number of sources)."""
+    errors = []
+    for src, T, m in zip(sources, poses, motions, strict=True):
+        warped, valid = warp(src, depth_B1HW, K_B33, T, m)
+        err = photometric_error(warped, target_B3HW, ssim_weight=cfg.ssim_weight)
+        if cfg.mask_out_of_view:
+            err = torch.where(valid > 0, err, torch.ones_like(err))
+        errors.append(err)
+    return torch.cat(errors, dim=1)
 
 
-def train_step(nets: nn.Module, batch, cfg: LossConfig, *, step: int) -> StepOutput:
-    """Forward both networks on a batch of triplets and compute the RM-Depth loss.
-
-    Args:
-        nets: RMDepthNets, possibly wrapped (DDP); its forward is called once.
-        batch: has frames_aug_BSCHW (network input), frames_BSCHW (loss images) and K_B33.
-        cfg: loss configuration; step: global step (object-motion burn-in schedule).
-    """
-    depth_cfg: DepthNetConfig = _unwrap(nets).depth.cfg
-    motion_scale = cfg.motion_scale(step)
-    out: NetOutputs = nets(batch.frames_aug_BSCHW, batch.K_B33, motion_scale)
-
-    frames = batch.frames_BSCHW
-    K = batch.K_B33
+def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, max_depth: float,
+                 motion_scale: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """The RM-Depth loss of one batch from the networks' outputs -> (scalar loss, logs)."""
+    frames, K = batch.frames_BSCHW, batch.K_B33
     target = frames[:, 1]
     B, _, H, W = target.shape
     sources = (frames[:, 0], frames[:, 2])
     poses = (out.T_B44[:B], out.T_B44[B:])
-    motions = (out.motion_B3HW[:B], out.motion_B3HW[B:])
+    motions = (None, None) if out.motion_B3HW is None else (out.motion_B3HW[:B], out.motion_B3HW[B:])
 
     identity = None
     if cfg.use_automask:
-        identity = torch.cat(
-            [photometric_error(s, target, ssim_weight=cfg.ssim_weight) for s in sources], dim=1
-        )
+        identity = torch.cat([photometric_error(s, target, ssim_weight=cfg.ssim_weight) for s in sources], dim=1)
 
     photometric = target.new_zeros(())
     smoothness = target.new_zeros(())
     automask = None
     for scale in range(cfg.num_scales):
         disp = out.disps[scale]
-        disp_full = (
-            disp if scale == 0 else F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False)
-        )
-        depth = disp_to_depth(disp_full, min_depth=depth_cfg.min_depth, max_depth=depth_cfg.max_depth)
-        reproj = torch.cat(
-            [
-                photometric_error(warp(src, depth, K, T, m)[0], target, ssim_weight=cfg.ssim_weight)
-                for src, T, m in zip(sources, poses, motions, strict=True)
-            ],
-            dim=1,
-        )
+        disp_full = disp if scale == 0 else F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False)
+        depth = disp_to_depth(disp_full, min_depth=min_depth, max_depth=max_depth)
+        reproj = _reprojection(sources, poses, motions, depth, K, target, cfg)
         loss_s, mask_s = min_reprojection_loss(reproj, identity, use_min=cfg.use_min_reprojection)
         if scale == 0:
             automask = mask_s
@@ -146,69 +98,115 @@ def train_step(nets: nn.Module, batch, cfg: LossConfig, *, step: int) -> StepOut
 
     motion_reg = target.new_zeros(())
     outlier_fraction = 0.0
-    if cfg.motion_regularizer != "none" and motion_scale > 0:
+    if cfg.motion_regularizer != "none" and out.motion_B3HW is not None:
         total = out.motion_B3HW + out.T_B44[:, :3, 3, None, None]  # object + camera translation (Li et al.)
         if cfg.motion_regularizer == "li_sparsity":
             motion_reg = cfg.li_smoothness_weight * li_motion_regularizer(out.motion_B3HW, total)
         else:
-            depth0 = out.depth_B1HW.detach()
-            with torch.no_grad():
-                e_cam = torch.cat(
-                    [
-                        photometric_error(
-                            warp(s, depth0, K, T.detach())[0], target, ssim_weight=cfg.ssim_weight
-                        )
-                        for s, T in zip(sources, poses, strict=True)
-                    ]
-                )
-                e_full = torch.cat(
-                    [
-                        photometric_error(
-                            warp(s, depth0, K, T.detach(), m.detach())[0], target, ssim_weight=cfg.ssim_weight
-                        )
-                        for s, T, m in zip(sources, poses, motions, strict=True)
-                    ]
-                )
-                outliers = outlier_mask(e_cam, e_full, sigma=cfg.outlier_sigma)
+            outliers = _outliers(out, sources, poses, motions, K, target, cfg)
             outlier_fraction = float(outliers.mean())
             motion_reg = cfg.motion_reg_weight * outlier_aware_regularizer(out.motion_B3HW, total, outliers)
 
-    loss = photometric + smoothness + motion_reg
+    velocity = target.new_zeros(())
+    gt_T = getattr(batch, "gt_T_BS44", None)
+    if cfg.velocity_weight > 0 and gt_T is not None:
+        gt_t2s = torch.cat([gt_T[:, 0], gt_T[:, 2]])  # same row order as out.T_B44
+        velocity = cfg.velocity_weight * velocity_loss(out.T_B44, gt_t2s)
 
-    with torch.no_grad():
-        depth_t = out.depth_B1HW.detach()
-        field_next = motions[1].detach()
-        flow = optical_flow(depth_t, K, poses[1].detach(), field_next)
-        moving = moving_mask(field_next)
+    loss = photometric + smoothness + motion_reg + velocity
     assert automask is not None
     logs = {
         "loss": float(loss.detach()),
         "photometric": float(photometric.detach()),
         "smoothness": float(smoothness.detach()),
         "motion_reg": float(motion_reg.detach()),
+        "velocity": float(velocity.detach()),
         "automask_fraction": float(automask.mean()),
         "outlier_fraction": outlier_fraction,
         "motion_scale": motion_scale,
-        "mean_depth": float(depth_t.mean()),
-        "cam_translation": float(out.T_B44[:, :3, 3].detach().norm(dim=1).mean()),
-        "object_motion": float(out.motion_B3HW.detach().norm(dim=1).mean()),
+        **_diagnostics(out, gt_T, min_depth=min_depth, max_depth=max_depth),
     }
-    return StepOutput(
-        loss=loss,
-        logs=logs,
-        depth_B1HW=depth_t,
-        motion_field_B3HW=field_next,
-        flow_B2HW=flow,
-        moving_mask_B1HW=moving,
-    )
+    return loss, logs
 
 
-def predict_depth(depth_net: nn.Module, image_B3HW: torch.Tensor) -> torch.Tensor:
-    """Full-resolution depth (metres) of images in [0, 1]; accepts a DepthNet, RMDepthNets or a wrapper of either.
-    Runs under no_grad; the caller chooses train/eval mode."""
-    net = _unwrap(depth_net)
-    if isinstance(net, RMDepthNets):
-        net = net.depth
-    assert isinstance(net, DepthNet), f"predict_depth expects a DepthNet, got {type(net).__name__}"
+def _outliers(out: NetOutputs, sources, poses, motions, K, target, cfg: LossConfig) -> torch.Tensor:
+    """Eq. 12's mask over the (2B) rows: rigid-warp outliers that the object motion (if any) explains."""
+    depth0 = out.depth_B1HW.detach()
     with torch.no_grad():
-        return net.depth(net(image_B3HW)[0])
+        e_cam = torch.cat([
+            photometric_error(warp(s, depth0, K, T.detach())[0], target, ssim_weight=cfg.ssim_weight)
+            for s, T in zip(sources, poses, strict=True)
+        ])
+        e_full = torch.cat([
+            photometric_error(warp(s, depth0, K, T.detach(), m.detach())[0], target, ssim_weight=cfg.ssim_weight)
+            for s, T, m in zip(sources, poses, motions, strict=True)
+        ])
+        return outlier_mask(e_cam, e_full, sigma=cfg.outlier_sigma)
+
+
+def _diagnostics(out: NetOutputs, gt_T_BS44, *, min_depth: float, max_depth: float) -> dict[str, float]:
+    """What shows a collapsing run early (learning-notes.md): forward translation and spread of the pose across the
+    batch, share of pixels at the depth floor/ceiling, and, where the batch has the true motion, the cosine of
+    predicted vs true translation and the ratio of their lengths."""
+    with torch.no_grad():
+        B = out.depth_B1HW.shape[0]
+        t_next = out.T_B44[B:, :3, 3]
+        depth = out.depth_B1HW
+        logs = {
+            "mean_depth": float(depth.mean()),
+            "depth_floor_fraction": float((depth <= min_depth * 1.05).float().mean()),
+            "depth_ceiling_fraction": float((depth >= max_depth * 0.95).float().mean()),
+            "pose_forward": float(-t_next[:, 2].mean()),
+            "pose_spread": float(t_next.std(dim=0, unbiased=False).norm()) if B > 1 else 0.0,
+            "cam_translation": float(out.T_B44[:, :3, 3].norm(dim=1).mean()),
+            "object_motion": 0.0 if out.motion_B3HW is None else float(out.motion_B3HW.norm(dim=1).mean()),
+        }
+        if gt_T_BS44 is not None:
+            gt = torch.cat([gt_T_BS44[:, 0], gt_T_BS44[:, 2]])[:, :3, 3]
+            pred = out.T_B44[:, :3, 3]
+            known = torch.isfinite(gt).all(dim=1) & (gt.norm(dim=1) > 1e-3)
+            if bool(known.any()):
+                g, p = gt[known], pred[known]
+                logs["pose_cosine"] = float(F.cosine_similarity(p, g, dim=1).mean())
+                logs["pose_length_ratio"] = float((p.norm(dim=1) / g.norm(dim=1)).mean())
+    return logs
+
+
+def visuals(out: NetOutputs, K_B33: torch.Tensor) -> Visuals:
+    """Depth, object motion, optical flow and moving mask towards the next frame (for TensorBoard and reports)."""
+    with torch.no_grad():
+        B = out.depth_B1HW.shape[0]
+        depth = out.depth_B1HW.detach()
+        field = torch.zeros_like(depth).expand(-1, 3, -1, -1) if out.motion_B3HW is None else out.motion_B3HW[B:].detach()
+        return Visuals(
+            depth_B1HW=depth,
+            motion_field_B3HW=field,
+            flow_B2HW=optical_flow(depth, K_B33, out.T_B44[B:].detach(), field),
+            moving_mask_B1HW=moving_mask(field),
+        )
+
+
+def forward_loss(nets: nn.Module, batch, cfg: LossConfig, *, step: int, total_steps: int = 0) -> StepOutput:
+    """Forward both networks on a batch of triplets (nets may be DDP-wrapped; its forward is called once) and
+    compute the loss; `step`/`total_steps` place the object-motion burn-in."""
+    depth_cfg = unwrap(nets).depth.cfg
+    motion_scale = cfg.motion_scale(step, total_steps)
+    out: NetOutputs = nets(batch.frames_aug_BSCHW, batch.K_B33, motion_scale)
+    loss, logs = compute_loss(out, batch, cfg, min_depth=depth_cfg.min_depth, max_depth=depth_cfg.max_depth,
+                              motion_scale=motion_scale)
+    return StepOutput(loss=loss, logs=logs, outputs=out)
+
+
+def train_step(nets: nn.Module, optimizer: torch.optim.Optimizer, batch, cfg: LossConfig, *, step: int,
+               total_steps: int = 0, grad_clip_norm: float = 0.0) -> StepOutput:
+    """Forward, backward and one optimizer step. A non-finite loss raises FloatingPointError after the backward
+    pass (so DDP ranks are not left waiting in the gradient all-reduce) and before the weights change."""
+    out = forward_loss(nets, batch, cfg, step=step, total_steps=total_steps)
+    optimizer.zero_grad(set_to_none=True)
+    out.loss.backward()
+    if not torch.isfinite(out.loss):
+        raise FloatingPointError(f"loss is {float(out.loss)} at step {step}")
+    if grad_clip_norm > 0:
+        out.logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(unwrap(nets).parameters(), grad_clip_norm))
+    optimizer.step()
+    return out

@@ -21,12 +21,18 @@ class Batch:
     K_B33: float32 intrinsics valid for (H, W) of the frames after resize/crop/flip (pixel-centre convention of
         `pipeline.schema`).
     keys: sample keys (see `pipeline.schema.make_key`).
+    gt_T_BS44: float32 true camera motion target -> frame s (identity at s = 1), mirrored like the frames when they
+        were flipped; NaN rows where the shard set has none (schema.Triplet.T_target_to_frames). Not a training
+        signal unless loss.velocity_weight > 0; always used for the pose diagnostics.
     """
 
     frames_aug_BSCHW: torch.Tensor
     frames_BSCHW: torch.Tensor
     K_B33: torch.Tensor
     keys: tuple[str, ...]
+    gt_T_BS44: torch.Tensor | None = None
+    valid_B: torch.Tensor | None = None
+    """Triplet evaluation (pose validation) only: False for padding samples; None = every sample is real."""
 
     @property
     def batch_size(self) -> int:
@@ -38,6 +44,7 @@ class Batch:
             frames_aug_BSCHW=self.frames_aug_BSCHW.to(device, non_blocking=non_blocking),
             frames_BSCHW=self.frames_BSCHW.to(device, non_blocking=non_blocking),
             K_B33=self.K_B33.to(device, non_blocking=non_blocking),
+            gt_T_BS44=None if self.gt_T_BS44 is None else self.gt_T_BS44.to(device, non_blocking=non_blocking),
         )
 
 

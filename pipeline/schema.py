@@ -62,6 +62,10 @@ class Triplet:
     K_33: tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
     size_wh: tuple[int, int]
     crop_bottom: int = 0
+    T_target_to_frames: tuple[float, ...] | None = None
+    """True camera motion target -> each frame (prev, tgt, next) as 3 row-major 4x4 matrices (48 floats, the middle
+    one the identity): T maps points of the target camera frame into that frame's camera (the convention of
+    model.geometry). From KITTI oxts + calibration (pykitti) or a synthetic world's truth; None when unknown."""
 
     @property
     def key(self) -> str:
@@ -101,6 +105,8 @@ class TripletMeta:
     sources: tuple[str, str, str]
     orig_size_wh: tuple[int, int]
     stored_size_wh: tuple[int, int]
+    T_target_to_frames: tuple[float, ...] | None = None
+    """See Triplet.T_target_to_frames (absent in shard sets written before it existed)."""
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
@@ -118,6 +124,7 @@ class TripletMeta:
             sources=tuple(d["sources"]),
             orig_size_wh=tuple(d["orig_size_wh"]),
             stored_size_wh=tuple(d["stored_size_wh"]),
+            T_target_to_frames=tuple(d["T_target_to_frames"]) if d.get("T_target_to_frames") else None,
         )
 
 

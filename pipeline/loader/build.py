@@ -65,6 +65,22 @@ def build_train_loader(
     return ReferenceTrainLoader(shard_set, cfg, rank=rank, world_size=world_size)
 
 
+def build_triplet_eval_loader(
+    url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1, device_id: int | None = None
+):
+    """Triplets of a training-kind shard set without augmentation, each sample once across ranks (valid_B): the
+    pose validation reads the true camera motion (Batch.gt_T_BS44) of these."""
+    shard_set = open_shard_set(url, kind="train", cache_dir=cfg.cache_dir)
+    if resolve_kind(cfg) == "dali":
+        from pipeline.loader.dali_loader import DaliTripletEvalLoader
+
+        dev = resolve_device_id(cfg, device_id)
+        return DaliTripletEvalLoader(shard_set, cfg, rank=rank, world_size=world_size, device_id=dev)
+    from pipeline.loader.reference import ReferenceTripletEvalLoader
+
+    return ReferenceTripletEvalLoader(shard_set, cfg, rank=rank, world_size=world_size)
+
+
 def build_eval_loader(
     url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1, device_id: int | None = None
 ):

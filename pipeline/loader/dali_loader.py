@@ -174,10 +174,13 @@ class DaliTrainLoader(_DaliBase):
         return partition.train_plan_for(self.shard_set.samples, self.cfg, rank=self.rank,
                                         world_size=self.world_size, epoch=epoch)
 
+    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
+        return augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+
     def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         plan = self.plan(epoch).from_step(start_step)
         ids = plan.sample_ids_M
-        params = augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+        params = self.params(epoch, ids)
         B = self.cfg.batch_size
         nb = plan.num_batches
 
@@ -225,7 +228,20 @@ class DaliTrainLoader(_DaliBase):
                 frames_BSCHW=frames.float().div_(255.0),
                 K_B33=torch.from_numpy(K).to(frames.device),
                 keys=tuple(keys),
+                gt_T_BS44=torch.from_numpy(self.shard_set.camera_motion_BS44(keys, applied.flip_N)).to(frames.device),
+                valid_B=torch.from_numpy(plan.valid_M[sl].copy()),
             )
+
+
+class DaliTripletEvalLoader(DaliTrainLoader):
+    """Triplets without augmentation, every sample exactly once across ranks (Batch.valid_B): pose validation."""
+
+    def plan(self, epoch: int = 0) -> partition.RankPlan:
+        return partition.eval_plan(len(self.shard_set.samples), rank=self.rank, world_size=self.world_size,
+                                   batch_size=self.cfg.batch_size)
+
+    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
+        return augment.identity_params(len(ids))
 
 
 class DaliEvalLoader(_DaliBase):

@@ -14,6 +14,7 @@ import io
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -82,11 +83,12 @@ def _k33(data: bytes) -> np.ndarray:
 
 
 class _TrainDataset(torch.utils.data.Dataset):
-    def __init__(self, entries, tar_urls, params: augment.AugmentParams, dst_wh):
+    def __init__(self, entries, tar_urls, params: augment.AugmentParams, dst_wh, motion_NS44: np.ndarray):
         self.entries = entries
         self.reader = _ByteReader(tar_urls)
         self.params = params
         self.dst_wh = dst_wh
+        self.motion_NS44 = motion_NS44
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -111,16 +113,18 @@ class _TrainDataset(torch.utils.data.Dataset):
             np.stack(plain).transpose(0, 3, 1, 2),
             K.astype(np.float32),
             e.key,
+            self.motion_NS44[i],
         )
 
 
 def _collate_train(items) -> Batch:
-    aug, plain, K, keys = zip(*items)
+    aug, plain, K, keys, motion = zip(*items)
     return Batch(
         frames_aug_BSCHW=torch.from_numpy(np.stack(aug)).float().div_(255.0),
         frames_BSCHW=torch.from_numpy(np.stack(plain)).float().div_(255.0),
         K_B33=torch.from_numpy(np.stack(K)),
         keys=tuple(keys),
+        gt_T_BS44=torch.from_numpy(np.stack(motion)),
     )
 
 
@@ -193,13 +197,30 @@ class ReferenceTrainLoader(_RefBase):
         return partition.train_plan_for(self.shard_set.samples, self.cfg, rank=self.rank,
                                         world_size=self.world_size, epoch=epoch)
 
+    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
+        return augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+
     def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         plan = self.plan(epoch).from_step(start_step)
         ids = plan.sample_ids_M
-        params = augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
+        params = self.params(epoch, ids)
         entries = [self.shard_set.samples[i] for i in ids]
-        ds = _TrainDataset(entries, self.shard_set.tar_urls, params, (self.cfg.width, self.cfg.height))
-        yield from self._loader(ds, _collate_train)
+        motion = self.shard_set.camera_motion_BS44([e.key for e in entries], params.flip_N)
+        ds = _TrainDataset(entries, self.shard_set.tar_urls, params, (self.cfg.width, self.cfg.height), motion)
+        B = self.cfg.batch_size
+        for step, batch in enumerate(self._loader(ds, _collate_train)):
+            yield replace(batch, valid_B=torch.from_numpy(plan.valid_M[step * B : (step + 1) * B].copy()))
+
+
+class ReferenceTripletEvalLoader(ReferenceTrainLoader):
+    """Triplets without augmentation, every sample exactly once across ranks (Batch.valid_B): pose validation."""
+
+    def plan(self, epoch: int = 0) -> partition.RankPlan:
+        return partition.eval_plan(len(self.shard_set.samples), rank=self.rank, world_size=self.world_size,
+                                   batch_size=self.cfg.batch_size)
+
+    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
+        return augment.identity_params(len(ids))
 
 
 class ReferenceEvalLoader(_RefBase):

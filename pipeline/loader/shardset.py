@@ -12,7 +12,7 @@ import hashlib
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -51,6 +51,20 @@ class ShardSet:
     summary: ShardSetSummary
     tar_urls: tuple[str, ...]
     samples: tuple[SampleEntry, ...]  # position = global sample id
+    camera_motion: dict[str, np.ndarray] = field(default_factory=dict)
+    """Training sets: key -> float32 (3, 4, 4) true camera motion target -> (prev, tgt, next) from the manifest
+    (schema.Triplet.T_target_to_frames); samples without it are absent."""
+
+    def camera_motion_BS44(self, keys: tuple[str, ...] | list[str], flips_B: np.ndarray) -> np.ndarray:
+        """The true camera motions of a batch as the networks see it: mirrored where the frames were flipped
+        (T -> F T F with F = diag(-1, 1, 1, 1)); NaN for samples without one. float32 (B, 3, 4, 4)."""
+        out = np.full((len(keys), 3, 4, 4), np.nan, dtype=np.float32)
+        mirror = np.diag([-1.0, 1.0, 1.0, 1.0]).astype(np.float32)
+        for i, key in enumerate(keys):
+            T = self.camera_motion.get(key)
+            if T is not None:
+                out[i] = mirror @ T @ mirror if bool(flips_B[i]) else T
+        return out
 
 
 def read_summary(url: str) -> ShardSetSummary:
@@ -107,7 +121,27 @@ def open_shard_set(url: str, *, kind: str, cache_dir: str = "") -> ShardSet:
         tar_urls.append(storage.join(url, info.name))
     if not samples:
         raise ValueError(f"{url}: the shard set holds no samples")
-    return ShardSet(url=url, summary=summary, tar_urls=tuple(tar_urls), samples=tuple(samples))
+    motion = _camera_motion(url) if kind == "train" else {}
+    return ShardSet(url=url, summary=summary, tar_urls=tuple(tar_urls), samples=tuple(samples), camera_motion=motion)
+
+
+def _camera_motion(url: str) -> dict[str, np.ndarray]:
+    """key -> (3, 4, 4) camera motion from manifest.parquet (empty for sets written before the column existed)."""
+    from pipeline.shards.tables import read_parquet
+
+    manifest_url = storage.join(url, MANIFEST_FILE)
+    if not storage.exists(manifest_url):
+        return {}
+    table = read_parquet(manifest_url)
+    if "T_target_to_frames" not in table.column_names:
+        return {}
+    out = {}
+    for key, values in zip(table.column("key").to_pylist(), table.column("T_target_to_frames").to_pylist()):
+        if values is not None:
+            if len(values) != 48:
+                raise ValueError(f"{manifest_url}: sample {key!r} T_target_to_frames has {len(values)} values, expected 48")
+            out[key] = np.asarray(values, dtype=np.float32).reshape(3, 4, 4)
+    return out
 
 
 def _sha256(path: str) -> str:

@@ -174,6 +174,8 @@ def build_shard_set(cfg: ShardConfig, dst: str, *, run_tasks: Callable[[list[Sha
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         extra={"filtered": p.listing.filtered, "errors_by_stage": stages,
                "num_planned": len(p.listing.records), "num_reused_shards": sum(o.reused for o in ordered),
+               **({"num_with_camera_motion": sum(r.get("T_target_to_frames") is not None for r in rows)}
+                  if cfg.kind == "train" else {}),
                **({"gt_source": cfg.gt_source, "vel_depth": cfg.vel_depth if cfg.gt_source == "velodyne" else None}
                   if cfg.kind == "eval" else {})},
     )

@@ -119,12 +119,13 @@ def encode_triplet(t: Triplet, *, stored_wh: tuple[int, int], quality: int, cach
     meta = TripletMeta(
         key=t.key, dataset=t.dataset, split=t.split, sequence=t.sequence, camera=t.camera,
         frame_ids=tuple(f.index for f in t.frames), sources=tuple(f.path for f in t.frames),
-        orig_size_wh=orig_wh, stored_size_wh=tuple(stored_wh),
+        orig_size_wh=orig_wh, stored_size_wh=tuple(stored_wh), T_target_to_frames=t.T_target_to_frames,
     )
     components = [("prev.jpg", jpgs[0]), ("tgt.jpg", jpgs[1]), ("next.jpg", jpgs[2]),
                   ("k.f32", K_33.astype("<f4").tobytes()), ("meta.json", meta.to_json())]
     row = _row(key=t.key, t=t, frame_ids=[f.index for f in t.frames], frame=t.frames[1].index, K_33=K_33,
                orig_wh=orig_wh, stored_wh=stored_wh, gt_wh=(0, 0), source=t.frames[1].path, gt_source="")
+    row["T_target_to_frames"] = list(t.T_target_to_frames) if t.T_target_to_frames else None
     return components, row
 
 

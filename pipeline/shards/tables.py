@@ -16,6 +16,7 @@ MANIFEST_SCHEMA = pa.schema([
     ("cy", pa.float32()), ("orig_w", pa.int32()), ("orig_h", pa.int32()), ("crop_bottom", pa.int32()),
     ("stored_w", pa.int32()), ("stored_h", pa.int32()), ("gt_w", pa.int32()), ("gt_h", pa.int32()),
     ("gt_source", pa.string()), ("source", pa.string()),
+    ("T_target_to_frames", pa.list_(pa.float64())),  # training triplets: schema.Triplet.T_target_to_frames, or null
 ])
 ERRORS_SCHEMA = pa.schema([
     ("file", pa.string()), ("reason", pa.string()), ("stage", pa.string()), ("sequence", pa.string()),

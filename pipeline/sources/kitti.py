@@ -18,7 +18,7 @@ from PIL import Image
 from pipeline import storage
 from pipeline.schema import EvalFrame, FrameRef, Triplet
 from pipeline.shards.config import ShardConfig
-from pipeline.sources import calib
+from pipeline.sources import calib, oxts
 from pipeline.sources.frames import list_numbered, note_holes
 from pipeline.sources.records import Listing, SkippedInput
 from pipeline.sources.splits import (
@@ -96,6 +96,7 @@ def list_triplets(cfg: ShardConfig) -> Listing:
                 listing.skipped.append(SkippedInput(file=storage.join(root, date, "calib_cam_to_cam.txt"), reason=str(e),
                                                     stage="calib", sequence=f"{date}/{drive}"))
             continue
+        imu = _imu_to_cameras(root, date, cfg.cameras)
         for drive in names:
             seq = f"{date}/{drive}"
             if normalize_scene(drive) in excluded:
@@ -103,7 +104,7 @@ def list_triplets(cfg: ShardConfig) -> Listing:
                 continue
             for cam in cfg.cameras:
                 seen.add((seq, cam))
-                _drive_triplets(cfg, listing, seq=seq, cam=cam, intr=intr[cam], split=split)
+                _drive_triplets(cfg, listing, seq=seq, cam=cam, intr=intr[cam], split=split, T_cam_imu=imu.get(cam))
     if split is not None:
         for (seq, cam), entries in split.items():
             if (seq, cam) not in seen and normalize_scene(seq) not in excluded:
@@ -113,7 +114,46 @@ def list_triplets(cfg: ShardConfig) -> Listing:
     return listing
 
 
-def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, intr, split) -> None:
+def _imu_to_cameras(root: str, date: str, cameras: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """IMU -> camera transforms of a date (empty when its IMU/velodyne calibration is missing or malformed: the
+    triplets are still written, without the true camera motion)."""
+    try:
+        return {cam: oxts.T_cam_imu(storage.join(root, date), cam) for cam in cameras}
+    except calib.CalibError:
+        return {}
+
+
+class _DrivePoses:
+    """Camera-to-world poses of one drive's frames from its oxts records, read on demand (pykitti's Mercator scale
+    from the drive's first record)."""
+
+    def __init__(self, root: str, seq: str, T_cam_imu_44: np.ndarray | None):
+        self.T_cam_imu = T_cam_imu_44
+        self.records = list_numbered(storage.join(root, seq, "oxts", "data"), (".txt",)) if T_cam_imu_44 is not None else {}
+        self.poses: dict[int, np.ndarray | None] = {}
+
+    def pose(self, frame: int) -> np.ndarray | None:
+        if frame not in self.poses:
+            self.poses[frame] = None
+            if frame in self.records and self.T_cam_imu is not None:
+                first = self.records[min(self.records)]
+                try:
+                    self.poses[frame] = oxts.camera_poses([self.records[frame]], self.T_cam_imu, first_url=first)[0]
+                except (ValueError, OSError):
+                    self.poses[frame] = None
+        return self.poses[frame]
+
+    def motion(self, frames: tuple[int, int, int]) -> tuple[float, ...] | None:
+        """Triplet.T_target_to_frames of (prev, tgt, next), or None if an oxts record is missing or unreadable."""
+        poses = [self.pose(f) for f in frames]
+        if any(p is None for p in poses):
+            return None
+        mats = [oxts.relative_motion(poses[1], p) for p in poses]
+        return tuple(float(v) for m in mats for v in m.reshape(-1))
+
+
+def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, intr, split,
+                    T_cam_imu: np.ndarray | None = None) -> None:
     root, g = cfg.input, cfg.frame_gap
     folder = storage.join(root, seq, f"image_{cam}", "data")
     frames = list_numbered(folder)
@@ -128,7 +168,8 @@ def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, i
         targets = [(t, None) for t in sorted(frames)]
     else:
         targets = [(e.frame, e) for e in split.get((seq, cam), [])]
-    oxts = list_numbered(storage.join(root, seq, "oxts", "data"), (".txt",)) if cfg.min_speed > 0 else {}
+    oxts_records = list_numbered(storage.join(root, seq, "oxts", "data"), (".txt",)) if cfg.min_speed > 0 else {}
+    poses = _DrivePoses(root, seq, T_cam_imu)
     for t, entry in targets:
         if not all(i in frames for i in (t - g, t, t + g)):
             if entry is not None:
@@ -136,14 +177,14 @@ def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, i
                                                     reason=f"target {t} camera {cam}: frame {t} or a neighbour {g} away is missing"))
             continue
         if cfg.min_speed > 0:
-            if t not in oxts:
+            if t not in oxts_records:
                 listing.skipped.append(SkippedInput(file=storage.join(root, seq, "oxts", "data", f"{t:010d}.txt"),
                                                     stage="oxts", sequence=seq, reason="oxts record missing (needed by min_speed)"))
                 continue
             try:
-                vf = calib.oxts_forward_speed(oxts[t])
+                vf = calib.oxts_forward_speed(oxts_records[t])
             except (ValueError, OSError) as e:
-                listing.skipped.append(SkippedInput(file=oxts[t], stage="oxts", sequence=seq, reason=str(e)))
+                listing.skipped.append(SkippedInput(file=oxts_records[t], stage="oxts", sequence=seq, reason=str(e)))
                 continue
             if vf < cfg.min_speed:
                 listing.count("static_targets")
@@ -152,6 +193,7 @@ def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, i
             dataset="kitti", split=cfg.split, sequence=seq, camera=cam,
             frames=tuple(FrameRef(path=frames[i], index=i) for i in (t - g, t, t + g)),
             K_33=_K_tuple(K_33), size_wh=(w, h - crop), crop_bottom=crop,
+            T_target_to_frames=poses.motion((t - g, t, t + g)),
         ))
 
 

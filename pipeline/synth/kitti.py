@@ -166,21 +166,26 @@ def _timestamp(base: dt.datetime, seconds: float) -> str:
 
 
 def _oxts_line(world: World, rig: KittiRig, t: float, heading0: float) -> str:
+    """The oxts record of the IMU at time t: its pose written exactly (position and roll/pitch/yaw of the full IMU
+    rotation, which the calibration tilts slightly), so pykitti's oxts -> camera pose chain returns the truth."""
     T_imu = world.rig_pose(t) @ rig.T_rect0_velo @ rig.T_velo_imu
-    x, z = T_imu[0, 3], T_imu[2, 3]
-    east = z * np.cos(heading0) + x * np.sin(heading0)
-    north = z * np.sin(heading0) - x * np.cos(heading0)
+    # world (x right, y down, z along the street at heading0) -> east, north, up
+    ch, sh = np.cos(heading0), np.sin(heading0)
+    M = np.array([[sh, 0.0, ch], [-ch, 0.0, sh], [0.0, -1.0, 0.0]])
+    east, north, up = M @ T_imu[:3, 3]
+    R = M @ T_imu[:3, :3]  # IMU axes (x forward, y left, z up) in east-north-up; pykitti: R = Rz(yaw) Ry(pitch) Rx(roll)
+    pitch = -np.arcsin(np.clip(R[2, 0], -1.0, 1.0))
+    roll = np.arctan2(R[2, 1], R[2, 2])
+    yaw = np.arctan2(R[1, 0], R[0, 0])
     lat = _LAT0 + np.rad2deg(north / _EARTH_RADIUS)
     lon = _LON0 + np.rad2deg(east / (_EARTH_RADIUS * np.cos(np.deg2rad(_LAT0))))
-    rig_yaw = np.arctan2(world.rig_pose(t)[0, 2], world.rig_pose(t)[2, 2])  # positive = turning right
-    yaw = (heading0 - rig_yaw + np.pi) % (2 * np.pi) - np.pi
     speed, yaw_rate_right = world.rig_velocity(t)
     speed_next, _ = world.rig_velocity(t + 0.05)
     speed_prev, _ = world.rig_velocity(max(t - 0.05, 0.0))
     accel = (speed_next - speed_prev) / (0.05 + min(t, 0.05))
     wu = -yaw_rate_right
     vn, ve = speed * np.sin(yaw), speed * np.cos(yaw)
-    values = [lat, lon, _ALT0, 0.0, 0.0, yaw, vn, ve, speed, 0.0, 0.0,
+    values = [lat, lon, _ALT0 + up, roll, pitch, yaw, vn, ve, speed, 0.0, 0.0,
               accel, speed * wu, 9.81, accel, speed * wu, 9.81, 0.0, 0.0, wu, 0.0, 0.0, wu, 0.35, 0.03]
     return " ".join(f"{v:.12g}" for v in values) + " 4 11 5 5 6"
 

@@ -25,16 +25,22 @@ def test_demo_quick_s3_writes_a_report_with_numbers(tmp_path):
         capture_output=True, text=True, timeout=1200, env=env,
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    for stage in ("[1/6] synthesize", "[2/6] shard", "[3/6] train", "[4/6] evaluate", "[5/6] pictures", "[6/6] report"):
+    for stage in ("[1/7] synthesize", "[2/7] shard", "[3/7] train", "[4/7] evaluate", "[5/7] pose", "[6/7] pictures",
+                  "[7/7] report"):
         assert stage in r.stdout
     report = (workdir / "report.md").read_text()
     assert "s3://rmdepth-demo/" in report
     assert "| RM-Depth (this run) |" in report and "| constant depth, median-scaled |" in report
     assert (workdir / "report.html").stat().st_size > 1000
-    for image in ("pictures.png", "loss_curve.png"):
+    assert "Ego-motion on the test drive" in report and "| ATE, 5-frame snippets (m) |" in report
+    assert "Depth on moving objects" in report
+    for image in ("pictures.png", "loss_curve.png", "trajectory.png"):
         assert (workdir / image).stat().st_size > 1000, image
     summary = json.loads((workdir / "demo.json").read_text())
     for name in ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"):
         assert math.isfinite(summary["metrics"][name]) and math.isfinite(summary["baseline"][name])
     assert summary["num_test_frames"] > 0
+    pose = summary["pose"]["metrics"]
+    assert math.isfinite(pose["ate_mean"]) and summary["pose"]["baseline"]["ate_mean"] > 0
+    assert math.isfinite(summary["moving_objects"]["dense_abs_rel_static"])
     assert all(url.startswith("s3://rmdepth-demo/shards/") for url in summary["shards"].values())

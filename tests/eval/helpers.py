@@ -20,7 +20,7 @@ def make_checkpoint(directory: str, *, step: int, seed: int = 0, run_name: str =
     from configs.core import to_json
     from configs.presets import get_preset
     from engine.checkpoint import TrainPosition, capture_rng_state, save_checkpoint
-    from model.train_step import build_nets
+    from model.nets import build_nets
 
     cfg = get_preset("tiny_cpu")
     if small:

@@ -76,7 +76,7 @@ def test_export_onnx_parity(tmp_path, small_checkpoint, capsys):
     import torch
 
     from engine.checkpoint import load_inference_model
-    from model.train_step import predict_depth
+    from model.nets import predict_depth
 
     net, cfg, _ = load_inference_model(small_checkpoint)
     x = torch.rand(3, 3, cfg.loader.height, cfg.loader.width)
@@ -100,7 +100,7 @@ def test_flip_post_processing_wiring(small_checkpoint):
 
     from engine.checkpoint import load_inference_model
     from engine.evaluate import post_process_disparity, predict_disparity
-    from model.train_step import predict_depth
+    from model.nets import predict_depth
 
     net, cfg, _ = load_inference_model(small_checkpoint)
     x = torch.rand(2, 3, cfg.loader.height, cfg.loader.width)

@@ -60,6 +60,19 @@ def dot_image() -> np.ndarray:
     return np.repeat(img[..., None], 3, axis=2).round().astype(np.uint8)
 
 
+def camera_motion(i: int) -> np.ndarray | None:
+    """The true camera motion target -> (prev, tgt, next) of training sample i, (3, 4, 4); None for every 4th
+    sample (a triplet without oxts)."""
+    if i % 4 == 3:
+        return None
+    out = np.tile(np.eye(4), (3, 1, 1))
+    c, s = np.cos(0.01 * i), np.sin(0.01 * i)
+    R = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    out[2, :3, :3], out[2, :3, 3] = R, [0.05 * i, 0.01, -1.0]
+    out[0] = np.linalg.inv(out[2])
+    return out
+
+
 def _wds2idx(tar: str, idx: str) -> None:
     tool = os.path.join(os.path.dirname(sys.executable), "wds2idx")
     subprocess.run([tool, tar, idx], check=True, capture_output=True)
@@ -97,6 +110,8 @@ def write_shard_set(
                 if frames != "dot":
                     K[0, 2] += 0.1 * (i % 5)  # per-sample intrinsics
                 sample = {"__key__": key, "k.f32": K.astype("<f4").tobytes()}
+                motion = camera_motion(i) if kind == "train" else None
+                flat = None if motion is None else tuple(float(v) for v in motion.reshape(-1))
                 if kind == "train":
                     meta = TripletMeta(
                         key=key,
@@ -108,6 +123,7 @@ def write_shard_set(
                         sources=("a", "b", "c"),
                         orig_size_wh=STORED_WH,
                         stored_size_wh=STORED_WH,
+                        T_target_to_frames=flat,
                     )
                     sample.update(
                         {"prev.jpg": jpeg(imgs[0]), "tgt.jpg": jpeg(imgs[1]), "next.jpg": jpeg(imgs[2])}
@@ -120,7 +136,8 @@ def write_shard_set(
                     sample.update({"tgt.jpg": jpeg(imgs[1]), "gt.npy": buf.getvalue()})
                     sample["meta.json"] = json.dumps({"key": key, "dataset": dataset}).encode()
                 w.write(sample)
-                rows.append({"key": key, "shard": name, "dataset": dataset, "split": split, "frame": i})
+                rows.append({"key": key, "shard": name, "dataset": dataset, "split": split, "frame": i,
+                             "T_target_to_frames": None if flat is None else list(flat)})
         idx_name = name[:-4] + ".idx"
         _wds2idx(tar, os.path.join(dst, idx_name))
         data = open(tar, "rb").read()

@@ -19,7 +19,8 @@ import torch
 from pipeline.batch import Batch, EvalBatch
 from pipeline.loader import AugmentConfig, LoaderConfig, build_eval_loader, build_train_loader
 from pipeline.loader.augment import sample_params
-from tests.loader.fixture_shards import POINT_XYZ, STORED_WH, gt_value
+from pipeline.loader.build import build_triplet_eval_loader
+from tests.loader.fixture_shards import POINT_XYZ, STORED_WH, camera_motion, gt_value
 
 KINDS = ("dali", "reference")
 FULL_AUG = AugmentConfig(flip_prob=0.5, color_prob=1.0, scale_crop_prob=1.0, max_scale=1.3)
@@ -226,3 +227,41 @@ def test_corrupt_jpeg_is_an_error_naming_the_tar(train_set, tmp_path, kind):
     with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)) as info:
         _batches(bad, cfg)
     assert entry.key in str(info.value)
+
+
+def _index(key: str) -> int:
+    return int(key.rsplit("_", 1)[1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("flip_prob", [0.0, 1.0])
+def test_batches_carry_the_true_camera_motion_mirrored_with_the_frames(train_set, kind, flip_prob):
+    aug = AugmentConfig(flip_prob=flip_prob, color_prob=0.0, scale_crop_prob=0.0)
+    batches = _batches(train_set, _cfg(kind, augment=aug))
+    mirror = np.diag([-1.0, 1.0, 1.0, 1.0])
+    seen_missing = 0
+    for b in batches:
+        assert b.gt_T_BS44.shape == (4, 3, 4, 4) and b.gt_T_BS44.dtype == torch.float32
+        for key, got in zip(b.keys, b.gt_T_BS44.numpy()):
+            want = camera_motion(_index(key))
+            if want is None:
+                assert np.isnan(got).all()
+                seen_missing += 1
+                continue
+            if flip_prob:
+                want = mirror @ want @ mirror  # the flipped frames see the mirrored motion: x translation negated
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    assert seen_missing > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_triplet_eval_loader_reads_each_triplet_once_without_augmentation(train_set, kind):
+    cfg = _cfg(kind, augment=FULL_AUG, batch_size=5)
+    keys, valid = [], []
+    for rank in range(2):
+        for b in build_triplet_eval_loader(train_set, cfg, rank=rank, world_size=2).epoch_iterator(0):
+            assert torch.equal(b.frames_BSCHW, b.frames_aug_BSCHW)  # no colour jitter
+            keys += [k for k, v in zip(b.keys, b.valid_B.tolist()) if v]
+            valid.append(b.valid_B)
+    assert sorted(keys) == sorted(set(keys)) and len(keys) == 24
+    assert not torch.cat(valid).all()  # padding exists and is marked

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import torch
 
 from model.config import DepthNetConfig, LossConfig, MotionNetConfig
-from model.train_step import build_nets, predict_depth, train_step
+from model.nets import build_nets, predict_depth
+from model.train_step import train_step
 from tests.model import scene
 
 H, W = 48, 128
@@ -40,10 +41,7 @@ def test_overfit_one_triplet_learns_depth():
     nets.train()
     losses = []
     for step in range(STEPS):
-        out = train_step(nets, batch, cfg, step=step)
-        optimizer.zero_grad()
-        out.loss.backward()
-        optimizer.step()
+        out = train_step(nets, optimizer, batch, cfg, step=step)
         losses.append(out.logs["photometric"])
     nets.eval()
     r, abs_rel = _log_depth_correlation(predict_depth(nets, target[None])[0], gt)

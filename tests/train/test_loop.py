@@ -60,9 +60,10 @@ def test_resume_equals_uninterrupted(runs):
         assert m_full[net].keys() == m_res[net].keys()
         for k, v in m_full[net].items():
             torch.testing.assert_close(m_res[net][k], v, rtol=1e-5, atol=1e-6, msg=f"{net}.{k} differs after resume")
-    # Adam moments hold raw gradients, where CPU kernels' run-to-run float noise shows (also without a restart)
+    # Adam moments hold raw gradients, where CPU kernels' run-to-run float noise shows (also without a restart);
+    # the pose decoder's metric-scale translation output has gradients ~100x Monodepth2's 0.01-scaled one
     for pid, st in s_full["optimizer"]["state"].items():
-        torch.testing.assert_close(s_res["optimizer"]["state"][pid]["exp_avg"], st["exp_avg"], rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(s_res["optimizer"]["state"][pid]["exp_avg"], st["exp_avg"], rtol=1e-3, atol=5e-5)
         assert s_res["optimizer"]["state"][pid]["step"] == st["step"]
     assert s_full["position"] == s_res["position"]
     assert s_full["scheduler"] == s_res["scheduler"]
@@ -87,7 +88,7 @@ def test_checkpoint_is_complete_and_loads_strictly(runs, tmp_path):
     assert not net.training and cfg == runs["cfg"] and ident2["step"] == 6
     with pytest.raises(ValueError, match="does not match the network|shape mismatch"):
         from model.config import DepthNetConfig, MotionNetConfig
-        from model.train_step import build_nets
+        from model.nets import build_nets
 
         ck.load_weights(url, build_nets(DepthNetConfig(), MotionNetConfig()))  # default widths != checkpoint
     # a pickled object (not tensors/containers) is refused by weights_only loading
