@@ -16,12 +16,14 @@ import torch.nn.functional as F
 from model.config import LossConfig
 from model.geometry import disp_to_depth, moving_mask, optical_flow, warp
 from model.losses import (
+    SSIMStats,
     li_motion_regularizer,
     min_reprojection_loss,
     outlier_aware_regularizer,
     outlier_mask,
     photometric_error,
     smoothness_loss,
+    ssim_stats,
     velocity_loss,
 )
 from model.nets import NetOutputs, unwrap
@@ -50,12 +52,14 @@ class StepOutput:
     """The networks' outputs (carry graph; use .detach() to keep them)."""
 
 
-def _reprojection(sources, poses, motions, depth_B1HW, K_B33, target_B3HW, cfg: LossConfig) -> torch.Tensor:
-    """Photometric error of every warped source against the target, reproj_BSHW (S = number of sources)."""
+def _reprojection(sources, poses, motions, depth_B1HW, K_B33, target_B3HW, stats: SSIMStats,
+                  cfg: LossConfig) -> torch.Tensor:
+    """Photometric error of every warped source against the target, reproj_BSHW (S = number of sources).
+    (One source at a time: batching the sources and scales into one warp was measured slower on the CPU.)"""
     errors = []
     for src, T, m in zip(sources, poses, motions, strict=True):
         warped, valid = warp(src, depth_B1HW, K_B33, T, m)
-        err = photometric_error(warped, target_B3HW, ssim_weight=cfg.ssim_weight)
+        err = photometric_error(warped, target_B3HW, ssim_weight=cfg.ssim_weight, target_stats=stats)
         if cfg.mask_out_of_view:
             err = torch.where(valid > 0, err, torch.ones_like(err))
         errors.append(err)
@@ -72,21 +76,23 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
     poses = (out.T_B44[:B], out.T_B44[B:])
     motions = (None, None) if out.motion_B3HW is None else (out.motion_B3HW[:B], out.motion_B3HW[B:])
 
+    stats = ssim_stats(target)  # the target's side of SSIM, shared by every comparison below
     identity = None
     if cfg.use_automask:
-        identity = torch.cat([photometric_error(s, target, ssim_weight=cfg.ssim_weight) for s in sources], dim=1)
+        identity = torch.cat([photometric_error(s, target, ssim_weight=cfg.ssim_weight, target_stats=stats)
+                              for s in sources], dim=1)
 
     photometric = target.new_zeros(())
     smoothness = target.new_zeros(())
-    automask = None
+    automask = full0 = None
     for scale in range(cfg.num_scales):
         disp = out.disps[scale]
         disp_full = disp if scale == 0 else F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False)
         depth = disp_to_depth(disp_full, min_depth=min_depth, max_depth=max_depth)
-        reproj = _reprojection(sources, poses, motions, depth, K, target, cfg)
+        reproj = _reprojection(sources, poses, motions, depth, K, target, stats, cfg)
         loss_s, mask_s = min_reprojection_loss(reproj, identity, use_min=cfg.use_min_reprojection)
         if scale == 0:
-            automask = mask_s
+            automask, full0 = mask_s, reproj
         image_s = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
         photometric = photometric + loss_s
         smoothness = smoothness + cfg.smoothness_weight / (2**scale) * smoothness_loss(disp, image_s)
@@ -103,7 +109,7 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         if cfg.motion_regularizer == "li_sparsity":
             motion_reg = cfg.li_smoothness_weight * li_motion_regularizer(out.motion_B3HW, total)
         else:
-            outliers = _outliers(out, sources, poses, motions, K, target, cfg)
+            outliers = _outliers(out, sources, poses, full0, K, target, stats, cfg)
             outlier_fraction = float(outliers.mean())
             motion_reg = cfg.motion_reg_weight * outlier_aware_regularizer(out.motion_B3HW, total, outliers)
 
@@ -129,19 +135,15 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
     return loss, logs
 
 
-def _outliers(out: NetOutputs, sources, poses, motions, K, target, cfg: LossConfig) -> torch.Tensor:
-    """Eq. 12's mask over the (2B) rows: rigid-warp outliers that the object motion (if any) explains."""
-    depth0 = out.depth_B1HW.detach()
+def _outliers(out: NetOutputs, sources, poses, full_BSHW: torch.Tensor, K, target, stats: SSIMStats,
+              cfg: LossConfig) -> torch.Tensor:
+    """Eq. 12's mask over the (2B) rows: rigid-warp outliers that the object motion explains. The full warp's
+    error is the loss's own at scale 0 (`full_BSHW`, one column per source); only the rigid warp is extra."""
     with torch.no_grad():
-        e_cam = torch.cat([
-            photometric_error(warp(s, depth0, K, T.detach())[0], target, ssim_weight=cfg.ssim_weight)
-            for s, T in zip(sources, poses, strict=True)
-        ])
-        e_full = torch.cat([
-            photometric_error(warp(s, depth0, K, T.detach(), m.detach())[0], target, ssim_weight=cfg.ssim_weight)
-            for s, T, m in zip(sources, poses, motions, strict=True)
-        ])
-        return outlier_mask(e_cam, e_full, sigma=cfg.outlier_sigma)
+        depth0 = out.depth_B1HW.detach()
+        e_cam = _reprojection(sources, [T.detach() for T in poses], (None, None), depth0, K, target, stats, cfg)
+        to_rows = lambda e_BSHW: torch.cat(e_BSHW.unbind(dim=1))[:, None]  # noqa: E731  (S*B, 1, H, W)
+        return outlier_mask(to_rows(e_cam), to_rows(full_BSHW.detach()), sigma=cfg.outlier_sigma)
 
 
 def _diagnostics(out: NetOutputs, gt_T_BS44, *, min_depth: float, max_depth: float) -> dict[str, float]:

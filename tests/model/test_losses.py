@@ -123,3 +123,20 @@ def test_motion_burn_in_schedule_and_validation():
         LossConfig(motion_regularizer="nope")
     with pytest.raises(ValueError, match="num_scales"):
         LossConfig(num_scales=5)
+
+
+def test_ssim_matches_the_average_pooling_formula_and_reuses_target_statistics():
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 9, 13, generator=g), torch.rand(2, 3, 9, 13, generator=g)
+    xp, yp = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
+    mu_x, mu_y = F.avg_pool2d(xp, 3, 1), F.avg_pool2d(yp, 3, 1)
+    sx = F.avg_pool2d(xp * xp, 3, 1) - mu_x**2
+    sy = F.avg_pool2d(yp * yp, 3, 1) - mu_y**2
+    sxy = F.avg_pool2d(xp * yp, 3, 1) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    want = torch.clamp((1 - (2 * mu_x * mu_y + c1) * (2 * sxy + c2) / ((mu_x**2 + mu_y**2 + c1) * (sx + sy + c2))) / 2, 0, 1)
+    assert torch.allclose(L.ssim_dissimilarity(x, y), want, atol=1e-5)
+    assert torch.allclose(L.ssim_dissimilarity(x, y, y_stats=L.ssim_stats(y)), want, atol=1e-5)
+    assert torch.allclose(L.box3(xp), F.avg_pool2d(xp, 3, 1), atol=1e-6)

@@ -1,0 +1,108 @@
+"""Training-step time of `tiny_cpu`: this checkout against an earlier revision, in the same run.
+
+Each measurement runs in its own process on preloaded batches (no data loading): the tiny_cpu nets and loss, Adam,
+forward + backward + step, median over 40 steps after 5 warm-up steps, for the two phases of a run (object-motion
+burn-in, and the object-motion field on) and 1 or 2 torch threads. The baseline revision is checked out with
+`git worktree` into a temporary directory and timed by the same script (its own train_step API is detected).
+
+  .venv/bin/python benchmarks/bench_train_step.py --baseline-rev 18a539a --data SHARDS [--size 208x64]
+
+SHARDS is a training shard set (e.g. `rmdepth synth kitti` + `rmdepth shard`); by default a small one is rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+WORKER = r'''
+import statistics, sys, time
+repo, data, phase, size, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, repo)
+import torch
+torch.set_num_threads(threads)
+from dataclasses import replace
+from configs.presets import tiny_cpu
+from pipeline.loader.build import build_train_loader
+import model.train_step as ts
+try:
+    from model.nets import build_nets
+except ImportError:
+    from model.train_step import build_nets
+cfg = tiny_cpu()
+w, h = map(int, size.split("x"))
+it = build_train_loader(data, replace(cfg.loader, num_workers=0, width=w, height=h)).epoch_iterator(0)
+batches = [next(it) for _ in range(4)]
+torch.manual_seed(0)
+nets = build_nets(cfg.depth, cfg.motion)
+opt = torch.optim.Adam(nets.parameters(), lr=2e-4)
+start = 0 if phase == "motion" else 10**9
+extra = {"motion_burnin_unit": "steps"} if hasattr(cfg.loss, "motion_burnin_unit") else {}
+loss_cfg = replace(cfg.loss, motion_burnin_start=start, motion_burnin_end=start, **extra)
+new_api = "optimizer" in ts.train_step.__code__.co_varnames[:2]
+times = []
+for i in range(45):
+    b = batches[i % len(batches)]
+    t0 = time.perf_counter()
+    if new_api:
+        ts.train_step(nets, opt, b, loss_cfg, step=i)
+    else:
+        out = ts.train_step(nets, b, loss_cfg, step=i)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    times.append(time.perf_counter() - t0)
+print(statistics.median(times[5:]))
+'''
+
+
+def step_seconds(repo: str, data: str, phase: str, size: str, threads: int) -> float:
+    out = subprocess.run([sys.executable, "-c", WORKER, repo, data, phase, size, str(threads)], capture_output=True,
+                         text=True, check=True, cwd=repo)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline-rev", default="18a539a", help="git revision to compare with (default: before issue 12)")
+    p.add_argument("--data", default="", help="training shard set (default: render a small one)")
+    p.add_argument("--size", default="208x64", help="network input WxH (default tiny_cpu's 208x64)")
+    p.add_argument("--threads", default="1,2", help="torch thread counts to measure")
+    args = p.parse_args()
+    tmp = tempfile.mkdtemp(prefix="bench-step-")
+    data = args.data
+    if not data:
+        sys.path.insert(0, REPO)
+        from tests.train.conftest import make_shard_sets
+
+        data = make_shard_sets(tmp, train_frames=12)["train"]
+    base = os.path.join(tmp, "baseline")
+    subprocess.run(["git", "-C", REPO, "worktree", "add", "-q", "--detach", base, args.baseline_rev], check=True)
+    try:
+        rows = []
+        for threads in (int(t) for t in args.threads.split(",")):
+            for phase in ("burnin", "motion"):
+                old = step_seconds(base, data, phase, args.size, threads)
+                new = step_seconds(REPO, data, phase, args.size, threads)
+                rows.append((threads, phase, old, new))
+                print(f"threads {threads} {phase}: baseline {old:.3f} s, now {new:.3f} s", flush=True)
+    finally:
+        subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", base], check=False)
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"tiny_cpu at {args.size}, batch 4, preloaded batches; baseline = {args.baseline_rev}")
+    print("| torch threads | phase | baseline s/step | now s/step | speed-up |")
+    print("|---|---|---|---|---|")
+    for threads, phase, old, new in rows:
+        label = "object-motion burn-in" if phase == "burnin" else "object motion on"
+        print(f"| {threads} | {label} | {old:.3f} | {new:.3f} | {old / new:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
