@@ -3,7 +3,7 @@
 Both run in the same process, interleaved iteration by iteration (so load from other processes hits both
 equally), batch 1, eval mode, torch.no_grad, after a warm-up; the table reports the median of N runs and the ratio,
 and the multiply-accumulates of one forward pass (torch.utils.flop_counter: convolutions and matmuls only).
-The baseline is written here in plain torch (torchvision is not a dependency): a ResNet18 encoder (no ImageNet
+The baseline is `depth.arch=resnet18` (model/resnet_depth_net.py, plain torch): a ResNet18 encoder (no ImageNet
 weights needed for timing) and Monodepth2's DepthDecoder (nearest upsampling, skip concat, ELU, 4 sigmoid heads).
 
   .venv/bin/python benchmarks/bench_depth_net.py --width 640 --height 192 --iters 20 --threads 2
@@ -21,93 +21,13 @@ import time
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from model.config import DepthNetConfig  # noqa: E402
 from model.depth_net import DepthNet, num_parameters  # noqa: E402
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None
-        if stride != 1 or cin != cout:
-            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + (x if self.down is None else self.down(x)), inplace=True)
-
-
-class ResNet18Encoder(nn.Module):
-    channels = (64, 64, 128, 256, 512)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.layers = nn.ModuleList(
-            nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1))
-            for cin, cout, stride in ((64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2))
-        )
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu(self.bn1(self.conv1((x - 0.45) / 0.225)), inplace=True)
-        feats = [x]
-        x = F.max_pool2d(x, 3, 2, 1)
-        for layer in self.layers:
-            x = layer(x)
-            feats.append(x)
-        return feats
-
-
-def _conv_elu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3), nn.ELU(inplace=True))
-
-
-class MD2Decoder(nn.Module):
-    def __init__(self, enc: tuple[int, ...] = ResNet18Encoder.channels) -> None:
-        super().__init__()
-        dec = (16, 32, 64, 128, 256)
-        self.up0 = nn.ModuleList()
-        self.up1 = nn.ModuleList()
-        for i in range(4, -1, -1):
-            cin = enc[-1] if i == 4 else dec[i + 1]
-            self.up0.append(_conv_elu(cin, dec[i]))
-            self.up1.append(_conv_elu(dec[i] + (enc[i - 1] if i > 0 else 0), dec[i]))
-        self.heads = nn.ModuleList(
-            nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(dec[s], 1, 3)) for s in range(4)
-        )
-
-    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        x = feats[-1]
-        disps = []
-        for j, i in enumerate(range(4, -1, -1)):
-            x = F.interpolate(self.up0[j](x), scale_factor=2, mode="nearest")
-            if i > 0:
-                x = torch.cat([x, feats[i - 1]], dim=1)
-            x = self.up1[j](x)
-            if i < 4:
-                disps.append(torch.sigmoid(self.heads[i](x)))
-        return disps[::-1]
-
-
-class Monodepth2ResNet18(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.encoder = ResNet18Encoder()
-        self.decoder = MD2Decoder()
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.decoder(self.encoder(x))
+from model.resnet_depth_net import ResNetDepthNet  # noqa: E402
 
 
 def _cpu_name() -> str:
@@ -149,7 +69,7 @@ def main() -> int:
     device = torch.device(args.device)
     nets = {
         "RM-Depth depth net (this repo)": DepthNet(DepthNetConfig()).to(device).eval(),
-        "Monodepth2 ResNet18 (baseline)": Monodepth2ResNet18().to(device).eval(),
+        "Monodepth2 ResNet18 (baseline)": ResNetDepthNet(DepthNetConfig(arch="resnet18")).to(device).eval(),
     }
     x = torch.rand(1, 3, args.height, args.width, device=device)
     times: dict[str, list[float]] = {name: [] for name in nets}

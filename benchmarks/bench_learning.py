@@ -78,8 +78,8 @@ def train_and_evaluate(spec: dict) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from configs.core import apply_overrides
     from configs.presets import tiny_cpu
+    from engine.config_io import apply_overrides
     from engine.data import build_loaders
     from engine.runtime import LocalRuntime
     from engine.trainer import fit

@@ -85,8 +85,8 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import ray
 
-    from configs.core import apply_overrides
     from configs.presets import tiny_cpu
+    from engine.config_io import apply_overrides
     from tests.train.conftest import SMALL, make_shard_sets
 
     tmp = tempfile.mkdtemp(prefix="bench-train-")

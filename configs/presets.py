@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from configs.run import DataConfig, PretrainConfig, RunConfig
 from engine.config import CheckpointConfig, OptimConfig, ScalingConfig, TrainConfig
+from engine.run_config import DataConfig, PretrainConfig, RunConfig
 from model.config import DepthNetConfig, LossConfig, MotionNetConfig
 from pipeline.loader.config import AugmentConfig, LoaderConfig
 

@@ -3,7 +3,7 @@
 Layout of one checkpoint directory (local dir or object-storage prefix, e.g. `<storage>/<run>/checkpoint_e002_s00001200`):
   model.pt         {"format", "depth_net": state_dict, "motion_net": state_dict, "config_json": str, "identity_json": str}
   train_state.pt   {"format", "optimizer": state_dict, "scheduler": dict, "position": dict, "rng": [per-rank dict]}
-  config.json      the resolved RunConfig (configs.core.to_json), same text as model.pt["config_json"]
+  config.json      the resolved RunConfig (engine.config_io.to_json), same text as model.pt["config_json"]
   identity.json    run name, step, epoch, samples_seen, world size, metrics, seed, code version, parent checkpoint
 Only tensors and primitive containers are stored, and every load uses `torch.load(weights_only=True)`.
 Loads are strict: a missing/unexpected key or a shape mismatch is a ValueError naming the file.
@@ -17,7 +17,6 @@ import datetime as _dt
 import json
 import os
 import random
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -57,25 +56,6 @@ class TrainPosition:
 
 def checkpoint_name(position: TrainPosition) -> str:
     return f"checkpoint_e{position.epoch:03d}_s{position.step:09d}"
-
-
-def code_version() -> str:
-    """Git commit of the code (RMDEPTH_CODE_VERSION wins, e.g. for `ray job submit` working dirs without .git)."""
-    env = os.environ.get("RMDEPTH_CODE_VERSION")
-    if env:
-        return env
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        sha = subprocess.run(
-            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10,
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 # -- RNG ------------------------------------------------------------------------------------------------------------
@@ -246,8 +226,8 @@ def read_identity(url: str) -> dict[str, Any]:
 
 def read_run_config(url: str):
     """The resolved RunConfig stored in a checkpoint (local dir or URL)."""
-    from configs.core import from_json
-    from configs.run import RunConfig
+    from engine.config_io import from_json
+    from engine.run_config import RunConfig
 
     src = storage.join(url, CONFIG_FILE)
     if not storage.exists(src):

@@ -19,7 +19,7 @@ class Loaders(NamedTuple):
 
 
 def build_loaders(cfg, rank: int, world_size: int) -> Loaders:
-    """The loaders of `rank` of `world_size` for a configs.run.RunConfig."""
+    """The loaders of `rank` of `world_size` for a engine.run_config.RunConfig."""
     if not cfg.data.train_url:
         raise ValueError("data.train_url is empty: pass --set data.train_url=<train shard set dir or s3:// prefix>")
     device_id = torch.cuda.current_device() if torch.cuda.is_available() else None

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.run_config import PROTOCOL_NAMES
 from model.metrics import METRIC_NAMES, ImageResult, MetricAccumulator, evaluate_depth_map
 from pipeline.batch import EvalBatch
 
@@ -91,6 +92,7 @@ PROTOCOLS: dict[str, EvalProtocol] = {
     # (`rmdepth eval --predictions` uses that for this protocol unless told otherwise).
     "cityscapes": EvalProtocol(name="cityscapes", crop="cityscapes", gt_mask="range"),
 }
+assert tuple(PROTOCOLS) == PROTOCOL_NAMES, "engine.run_config.PROTOCOL_NAMES lists the protocols defined here"
 MANYDEPTH_GT_TOP_FRACTION = 0.75
 """Rows kept from the top of ManyDepth's full-height (1024x2048) Cityscapes GT."""
 

@@ -22,6 +22,7 @@ import numpy as np
 from engine.viz import colorize, dilate_sparse, image_grid
 from model.metrics import LOWER_IS_BETTER, METRIC_NAMES
 from pipeline import storage
+from pipeline.codecs import png_bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,14 +61,6 @@ def render_grid(samples: list[GridSample], *, cell_width: int = 320) -> np.ndarr
             ]
         )
     return image_grid(rows, cell_hw=cell_hw)
-
-
-def png_bytes(image_HW3: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image_HW3).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _fmt(v: float) -> str:

@@ -30,7 +30,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from configs.core import to_json
 from engine.checkpoint import (
     TrainPosition,
     capture_rng_state,
@@ -41,6 +40,7 @@ from engine.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
+from engine.config_io import to_json
 from engine.data import Loaders
 from engine.evaluate import make_protocol
 from engine.logger import TrainLogger
@@ -132,7 +132,7 @@ def fit(
     tensorboard_dir: str = "",
     tensorboard_upload_url: str = "",
 ) -> FitResult:
-    """Train `cfg` (a configs.run.RunConfig) on this rank until `cfg.train.epochs` epochs are done."""
+    """Train `cfg` (a engine.run_config.RunConfig) on this rank until `cfg.train.epochs` epochs are done."""
     tcfg, ccfg = cfg.train, cfg.checkpoint
     rank, world = runtime.rank, runtime.world_size
     if tcfg.num_threads:

@@ -9,7 +9,6 @@ recipe in miniature). All paths are local, or s3:// URLs on a local moto server 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -81,39 +80,36 @@ def _stage(state: DemoState, i: int, text: str) -> float:
 
 def run_demo(opts: DemoOptions) -> str:
     """Run every stage; returns the local path of report.md."""
-    import ray
-
     from jobs.local_s3 import LocalS3
+    from jobs.ray_cluster import ray_session
 
     sizes = QUICK if opts.quick else FULL
     state = DemoState(opts=opts, sizes=sizes)
     workdir = os.path.abspath(opts.workdir)
     os.makedirs(workdir, exist_ok=True)
     s3 = LocalS3().start() if opts.use_s3 else None
-    started_ray = False
     try:
         state.storage_root = s3.create_bucket("rmdepth-demo") if s3 else workdir
-        if not ray.is_initialized():
-            ray.init(num_cpus=opts.workers, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                     _temp_dir=tempfile.mkdtemp(prefix="rmddemo-ray-", dir="/tmp"))
-            started_ray = True
-        _synthesize(state, workdir)
-        _shard(state)
-        _train(state, workdir)
-        _evaluate(state)
-        _evaluate_pose(state, workdir)
-        _pictures(state, workdir)
-        t = _stage(state, 6, "writing report.md and report.html")
-        from jobs.demo_report import write_report
-
-        path = write_report(state, workdir)
-        state.timings["report"] = time.perf_counter() - t
-        return path
+        with ray_session(num_cpus=opts.workers):
+            return _run_stages(state, workdir)
     finally:
-        if started_ray:
-            ray.shutdown()
         if s3 is not None:
             s3.stop()
+
+
+def _run_stages(state: DemoState, workdir: str) -> str:
+    from jobs.demo_report import write_report
+
+    _synthesize(state, workdir)
+    _shard(state)
+    _train(state, workdir)
+    _evaluate(state)
+    _evaluate_pose(state, workdir)
+    _pictures(state, workdir)
+    t = _stage(state, 6, "writing report.md and report.html")
+    path = write_report(state, workdir)
+    state.timings["report"] = time.perf_counter() - t
+    return path
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -200,9 +196,9 @@ def _shard(state: DemoState) -> None:
 
 def demo_run_config(state: DemoState):
     """tiny_cpu with the demo's shard sets, sizes and options (then the user's --set overrides)."""
-    from configs.core import apply_overrides
     from configs.presets import get_preset
-    from configs.run import DataConfig, PretrainConfig
+    from engine.config_io import apply_overrides
+    from engine.run_config import DataConfig, PretrainConfig
 
     sz, opts = state.sizes, state.opts
     cfg = get_preset("tiny_cpu")
@@ -338,7 +334,7 @@ def _evaluate_pose(state: DemoState, workdir: str) -> None:
 
 
 def _asdict(obj: Any) -> dict[str, Any]:
-    from configs.core import to_dict
+    from engine.config_io import to_dict
 
     return to_dict(obj)
 

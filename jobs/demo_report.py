@@ -222,7 +222,7 @@ def _pose_sections(state, workdir: str) -> list[tuple[str, str]]:
 
 
 def _protocol(protocol) -> dict[str, Any]:
-    from configs.core import to_dict
+    from engine.config_io import to_dict
 
     return to_dict(protocol)
 

@@ -7,8 +7,6 @@ summary.json num_samples) and averages per image. `num_workers=0` runs one part 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,20 +61,11 @@ def run_parts(fn, kwargs_list: list[dict[str, Any]], *, num_cpus: float, num_gpu
     """Run fn(**kw) for every kw as Ray tasks (using the running Ray, else connecting/starting one)."""
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS") or None
-        kwargs: dict[str, Any] = {"address": address, "log_to_driver": False, "configure_logging": False}
-        if address is None:
-            kwargs.update(include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="rmdeval-ray-", dir="/tmp"))
-        ray.init(**kwargs)
-        started = True
-    try:
+    from jobs.ray_cluster import ray_session
+
+    with ray_session(address=address):
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(fn)
         return ray.get([remote.remote(**kw) for kw in kwargs_list])
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def merge_parts(parts, *, expected: int | None, data: str):

@@ -14,10 +14,9 @@ import argparse
 import json
 import sys
 
+from engine.run_config import PROTOCOL_NAMES
 from jobs.cli import run_module
 from jobs.errors import UsageError
-
-PROTOCOL_NAMES = ("kitti-eigen", "kitti-eigen-benchmark", "cityscapes")
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:

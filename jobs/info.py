@@ -62,7 +62,7 @@ def format_counts(depth_cfg, motion_cfg, *, breakdown: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from configs.core import apply_overrides, to_json
+    from engine.config_io import apply_overrides, to_json
 
     try:
         cfg = apply_overrides(ModelConfigs(), args.overrides)

@@ -70,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.checkpoint import load_inference_model
     from engine.evaluate import predict_disparity, resize_to
-    from engine.report import png_bytes
     from engine.viz import colorize
     from pipeline import storage
+    from pipeline.codecs import png_bytes
 
     depth_net, cfg, identity = load_inference_model(args.checkpoint, device=args.device)
     height, width = cfg.loader.height, cfg.loader.width

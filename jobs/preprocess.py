@@ -76,47 +76,42 @@ def config_from_args(args: argparse.Namespace):
         raise UsageError(str(e)) from None
 
 
-def _ray_runner(progress, *, workers: int, started: list):
+def _ray_runner(progress, *, workers: int):
     """Runs the shard tasks as Ray tasks; Ray is attached/started only here, after the inputs were listed (so a
-    bad SRC or an already complete set never waits for a cluster)."""
+    bad SRC or an already complete set never waits for a cluster), and a cluster started here stops with the job."""
 
     def run(tasks):
         import ray
 
+        from jobs.ray_cluster import ray_session
         from pipeline.shards.task import write_shard
 
-        if not ray.is_initialized():
-            if os.environ.get("RAY_ADDRESS"):
-                ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
-            else:
-                import tempfile
+        with ray_session(num_cpus=max(1, workers), log_to_driver=bool(os.environ.get("RAY_ADDRESS"))):
+            remote = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(write_shard)
+            pending = [remote.remote(t) for t in tasks]
 
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
-                         _temp_dir=tempfile.mkdtemp(prefix="rmdray-", dir="/tmp"), configure_logging=False)
-            started.append(True)
-        remote = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(write_shard)
-        pending = [remote.remote(t) for t in tasks]
-        with progress(len(tasks)) as bar:
-            while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
-                out = ray.get(ready[0])
-                bar.update(1)
-                yield out
+            def outcomes():
+                nonlocal pending
+                while pending:
+                    ready, pending = ray.wait(pending, num_returns=1)
+                    yield ray.get(ready[0])
+
+            yield from _with_progress(progress, len(tasks), outcomes())
 
     return run
 
 
 def _serial_runner(progress):
-    from pipeline.shards.task import write_shard
+    from pipeline.shards.build import run_serial
 
-    def run(tasks):
-        with progress(len(tasks)) as bar:
-            for t in tasks:
-                out = write_shard(t)
-                bar.update(1)
-                yield out
+    return lambda tasks: _with_progress(progress, len(tasks), run_serial(tasks))
 
-    return run
+
+def _with_progress(progress, total: int, outcomes):
+    with progress(total) as bar:
+        for out in outcomes:
+            bar.update(1)
+            yield out
 
 
 class _LogProgress:
@@ -153,18 +148,11 @@ def preprocess(cfg, output: str, *, workers: int = 2, use_ray: bool = True, stri
     from jobs.errors import JobError
     from pipeline.shards.build import ShardSetError, build_shard_set
 
-    started: list = []
-    runner = (_ray_runner(_progress, workers=workers, started=started) if use_ray
-              else _serial_runner(_progress))
+    runner = _ray_runner(_progress, workers=workers) if use_ray else _serial_runner(_progress)
     try:
         return build_shard_set(cfg, output, run_tasks=runner, strict=strict, overwrite=overwrite, log=log)
     except ShardSetError as e:
         raise JobError(str(e)) from None
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
 
 
 def run(args: argparse.Namespace) -> int:

@@ -65,9 +65,9 @@ class TrainResult:
 
 
 def resolve_config(args: argparse.Namespace):
-    from configs.core import apply_overrides, from_json
     from configs.presets import get_preset
-    from configs.run import RunConfig
+    from engine.config_io import apply_overrides, from_json
+    from engine.run_config import RunConfig
     from pipeline import storage
 
     if bool(args.preset) == bool(args.config):
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n".join(list_presets()))
         return 0
-    from configs.core import to_json
+    from engine.config_io import to_json
 
     cfg = resolve_config(args)
     if args.print_config:
@@ -151,7 +151,7 @@ def train(
     tensorboard_dir: str = "",
     ray_init_kwargs: dict | None = None,
 ) -> TrainResult:
-    """Train `run_cfg` (configs.run.RunConfig) under Ray Train; resumes `<storage_path>/<run_name>` if it exists.
+    """Train `run_cfg` (engine.run_config.RunConfig) under Ray Train; resumes `<storage_path>/<run_name>` if it exists.
 
     Starts a local Ray instance (or connects to $RAY_ADDRESS) when Ray is not initialised yet. `num_workers`
     overrides `scaling.num_workers` (fixed size). With `pretrain.epochs > 0` the pretraining stage runs first as
@@ -164,16 +164,20 @@ def train(
         run_cfg = replace(run_cfg, scaling=replace(run_cfg.scaling, num_workers=num_workers, min_workers=0, max_workers=0))
     if not storage.is_remote(storage_path):
         storage_path = os.path.abspath(storage.strip_file_scheme(storage_path))
+    from jobs.ray_cluster import ray_session
+
     check_data(run_cfg.data, "data")
-    parent = None
     stage1 = pretrain_stage(run_cfg, name)
     if stage1 is not None:
         check_data(stage1.data, "pretrain.data")
-        parent = _train_stage(stage1, stage1.name, storage_path, tensorboard_dir, ray_init_kwargs)
-        if parent.best_checkpoint_url is None:
-            raise RuntimeError(f"pretraining run {parent.run_url} produced no checkpoint")
-        run_cfg = replace(run_cfg, init_checkpoint=parent.best_checkpoint_url)
-    result = _train_stage(run_cfg, name, storage_path, tensorboard_dir, ray_init_kwargs)
+    with ray_session(log_to_driver=True, **(ray_init_kwargs or {})):
+        parent = None
+        if stage1 is not None:
+            parent = _train_stage(stage1, stage1.name, storage_path, tensorboard_dir)
+            if parent.best_checkpoint_url is None:
+                raise RuntimeError(f"pretraining run {parent.run_url} produced no checkpoint")
+            run_cfg = replace(run_cfg, init_checkpoint=parent.best_checkpoint_url)
+        result = _train_stage(run_cfg, name, storage_path, tensorboard_dir)
     result.parent = parent
     return result
 
@@ -201,7 +205,7 @@ def check_data(data, where: str) -> None:
 
     if not data.train_url:
         raise ValueError(f"{where}.train_url is empty: pass --set {where}.train_url=<train shard set dir or s3:// prefix>")
-    for field_name in ("train_url", "val_url"):
+    for field_name in ("train_url", "val_url", "pose_val_url"):
         url = getattr(data, field_name)
         if url and not storage.exists(storage.join(url, SUMMARY_FILE)):
             raise FileNotFoundError(f"{where}.{field_name}={url}: no {SUMMARY_FILE} (not a complete shard set)")
@@ -211,17 +215,15 @@ def _worker_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str, ray_init_kwargs: dict | None) -> TrainResult:
+def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str) -> TrainResult:
     import ray
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from configs.core import to_json
-    from engine.checkpoint import code_version
+    from engine.config_io import to_json
     from pipeline import storage
+    from pipeline.version import code_version
 
-    if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, **(ray_init_kwargs or {}))
     sc = cfg.scaling
     workers = (sc.min_workers, sc.max_workers) if sc.elastic else sc.num_workers
     resources = {"CPU": sc.cpus_per_worker, **({"GPU": 1} if sc.use_gpu else {})}
@@ -308,9 +310,9 @@ def _worker_fn(config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
-    from configs.core import from_json
-    from configs.run import RunConfig
+    from engine.config_io import from_json
     from engine.data import build_loaders
+    from engine.run_config import RunConfig
     from engine.runtime import DistributedRuntime
     from engine.trainer import fit
 

@@ -20,11 +20,7 @@ import torch.nn as nn
 
 from model.config import DepthNetConfig
 from model.geometry import disp_logit, disp_to_depth
-from model.layers import RMU, ConcatFusion, ResidualUpsample, conv_block
-
-# Monodepth2's input normalisation (images in [0, 1]).
-_MEAN = 0.45
-_STD = 0.225
+from model.layers import RMU, ConcatFusion, ResidualUpsample, conv_block, normalize_image
 
 
 class DepthEncoder(nn.Module):
@@ -89,7 +85,7 @@ class DepthNet(nn.Module):
 
     def forward(self, image_B3HW: torch.Tensor) -> list[torch.Tensor]:
         """Image in [0, 1] -> [disp_B1HW at scale 0 (full res), 1, 2, 3], sigmoid disparities in [0, 1]."""
-        feats = self.encoder((image_B3HW - _MEAN) / _STD)
+        feats = self.encoder(normalize_image(image_B3HW))
         e1, e2, e3, e4, e5, e6 = feats
         x = self.init_up5(self.init_conv(e6), e5.shape[-2:])
         x = self.init_fuse5(torch.cat([x, e5], dim=1))

@@ -10,6 +10,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def normalize_image(x_BCHW: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> the networks' input scale: (x - 0.45) / 0.225 (Monodepth2's constants)."""
+    return (x_BCHW - 0.45) / 0.225
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """'batch' -> BatchNorm2d, 'group' -> GroupNorm (8 channels per group or fewer groups), 'none' -> Identity."""
     if norm == "batch":

@@ -24,10 +24,7 @@ import torch.nn.functional as F
 
 from model.config import MotionNetConfig
 from model.geometry import pose_vec_to_mat, warp
-from model.layers import conv_block
-
-_MEAN = 0.45
-_STD = 0.225
+from model.layers import conv_block, normalize_image
 
 
 def _kaiming_init(module: nn.Module) -> None:
@@ -51,7 +48,7 @@ class MotionEncoder(nn.Module):
 
     def forward(self, pair_B6HW: torch.Tensor, *, num_levels: int = 3) -> list[torch.Tensor]:
         feats = []
-        x = (pair_B6HW - _MEAN) / _STD
+        x = normalize_image(pair_B6HW)
         for level in self.levels[:num_levels]:
             x = level(x)
             feats.append(x)

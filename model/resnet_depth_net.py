@@ -18,9 +18,8 @@ import torch.nn.functional as F
 from model.config import DepthNetConfig
 from model.depth_net import init_heads
 from model.geometry import disp_to_depth
+from model.layers import normalize_image
 
-_MEAN = 0.45
-_STD = 0.225
 ENCODER_CHANNELS = (64, 64, 128, 256, 512)
 DECODER_CHANNELS = (16, 32, 64, 128, 256)
 
@@ -58,7 +57,7 @@ class ResNet18Encoder(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, image_B3HW: torch.Tensor) -> list[torch.Tensor]:
-        x = F.relu(self.bn1(self.conv1((image_B3HW - _MEAN) / _STD)), inplace=True)
+        x = F.relu(self.bn1(self.conv1(normalize_image(image_B3HW))), inplace=True)
         feats = [x]
         x = F.max_pool2d(x, 3, 2, 1)
         for layer in self.layers:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import storage
+from pipeline.codecs import sha256_file
 from pipeline.schema import (
     ERRORS_FILE,
     FRAME_COMPONENTS,
@@ -144,14 +145,6 @@ def _camera_motion(url: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _verified(path: str, sha256: str) -> bool:
     """True if `path` exists with the expected sha256 (cached in `<path>.sha256` keyed by size and mtime)."""
     if not os.path.exists(path):
@@ -161,7 +154,7 @@ def _verified(path: str, sha256: str) -> bool:
     marker = path + ".sha256"
     if os.path.exists(marker) and open(marker).read().strip() == stamp:
         return True
-    if _sha256(path) != sha256:
+    if sha256_file(path) != sha256:
         return False
     storage.write_text(marker, stamp)
     return True

@@ -11,10 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import importlib.metadata
 import json
-import os
-import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 
@@ -28,6 +25,7 @@ from pipeline.shards.tables import ERRORS_SCHEMA, MANIFEST_SCHEMA, write_parquet
 from pipeline.shards.task import PARTS_DIR, ShardOutcome, ShardTask
 from pipeline.sources import SOURCES
 from pipeline.sources.records import Listing
+from pipeline.version import code_version
 
 PLAN_FILE = "plan.json"
 
@@ -38,21 +36,6 @@ class ShardSetError(ValueError):
 
 def config_dict(cfg: ShardConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
-
-
-def code_version() -> str:
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=repo, capture_output=True,
-                             text=True, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return f"git:{out.stdout.strip()}"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return f"rmdepth=={importlib.metadata.version('rmdepth')}"
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def shard_name(cfg: ShardConfig, i: int) -> str:

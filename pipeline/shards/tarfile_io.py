@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
@@ -37,11 +36,3 @@ def index_num_samples(idx_text: str) -> int:
     if len(head) != 2 or not head[1].isdigit():
         raise ValueError(f"not a DALI webdataset index header: {head!r}")
     return int(head[1])
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -18,9 +18,10 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from pipeline import storage
+from pipeline.codecs import sha256_file
 from pipeline.shards import faults
 from pipeline.shards.encode import DecodeError, FrameCache, encode_eval, encode_triplet
-from pipeline.shards.tarfile_io import index_num_samples, sha256_file, write_index, write_tar
+from pipeline.shards.tarfile_io import index_num_samples, write_index, write_tar
 from pipeline.sources.records import SkippedInput
 
 PARTS_DIR = "_parts"

@@ -17,10 +17,11 @@ import zlib
 
 import numpy as np
 
+from pipeline.codecs import npz_bytes, png_bytes
 from pipeline.intrinsics import resize_K
 from pipeline.synth import faults as faults_mod
 from pipeline.synth.config import CityscapesSynthConfig
-from pipeline.synth.io import TreeWriter, npz_bytes, png_bytes, run_jobs
+from pipeline.synth.io import TreeWriter, run_jobs
 from pipeline.synth.render import SKY_DEPTH, Camera
 from pipeline.synth.world import make_world
 

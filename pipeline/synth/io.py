@@ -1,13 +1,8 @@
-"""Writing the synthetic trees: local paths directly, URLs through pipeline.storage; PNG and npz encoding."""
+"""Writing the synthetic trees: local paths directly, URLs through pipeline.storage."""
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
-
-import numpy as np
-from PIL import Image
 
 from pipeline import storage
 
@@ -42,29 +37,6 @@ class TreeWriter:
 
     def remove(self, rel: str) -> None:
         storage.remove(self.path(rel))
-
-
-def png_bytes(array: np.ndarray) -> bytes:
-    """PNG of an HxWx3 uint8 (RGB) or HxW uint16 (16-bit grey) array."""
-    buf = io.BytesIO()
-    if array.dtype == np.uint16:
-        img = Image.fromarray(array.astype(np.uint16))
-    else:
-        img = Image.fromarray(array)
-    img.save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
-
-
-def npz_bytes(**arrays) -> bytes:
-    """A compressed .npz (np.load reads it) with fixed zip timestamps, so equal arrays give equal bytes."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for name, value in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with zf.open(info, "w") as f:
-                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
-    return buf.getvalue()
 
 
 def run_jobs(fn, jobs: list[tuple], *, workers: int, on_frame=None, on_job=None) -> list:

@@ -16,10 +16,11 @@ import sys
 
 import numpy as np
 
+from pipeline.codecs import npz_bytes, png_bytes
 from pipeline.intrinsics import resize_K
 from pipeline.synth import faults as faults_mod
 from pipeline.synth.config import KittiSynthConfig
-from pipeline.synth.io import TreeWriter, npz_bytes, png_bytes, run_jobs
+from pipeline.synth.io import TreeWriter, run_jobs
 from pipeline.synth.render import SKY_DEPTH, Camera, lidar_directions, scan_lidar
 from pipeline.synth.world import World, make_world
 

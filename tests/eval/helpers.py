@@ -17,9 +17,9 @@ def make_checkpoint(directory: str, *, step: int, seed: int = 0, run_name: str =
     and RMU steps so CPU tests stay fast; the stored config describes the net exactly)."""
     from dataclasses import replace
 
-    from configs.core import to_json
     from configs.presets import get_preset
     from engine.checkpoint import TrainPosition, capture_rng_state, save_checkpoint
+    from engine.config_io import to_json
     from model.nets import build_nets
 
     cfg = get_preset("tiny_cpu")

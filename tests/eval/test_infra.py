@@ -78,8 +78,8 @@ def test_entrypoint_is_a_real_module_and_its_arguments_parse(where, argv):
     except (argparse.ArgumentError, SystemExit) as e:
         pytest.fail(f"{where}: {argv[2]} rejects its arguments: {e}")
     if getattr(args, "preset", ""):
-        from configs.core import apply_overrides
         from configs.presets import PRESETS
+        from engine.config_io import apply_overrides
 
         assert args.preset in PRESETS, f"{where}: unknown preset {args.preset}"
         apply_overrides(PRESETS[args.preset](), args.overrides)  # raises on an unknown key

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from configs.core import apply_overrides, from_dict, from_json, to_dict, to_json
+from engine.config_io import apply_overrides, from_dict, from_json, to_dict, to_json
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -56,8 +56,8 @@ def shard_sets(tmp_path_factory) -> dict[str, str]:
 
 
 def small_config(shard_sets: dict[str, str], *extra: str):
-    from configs.core import apply_overrides
     from configs.presets import tiny_cpu
+    from engine.config_io import apply_overrides
 
     return apply_overrides(
         tiny_cpu(),

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from configs.core import apply_overrides, from_json, to_json
 from configs.presets import get_preset, list_presets
-from configs.run import RunConfig
+from engine.config_io import apply_overrides, from_json, to_json
+from engine.run_config import RunConfig
 from jobs.cli import run_module
 from tests.train.conftest import REPO
 

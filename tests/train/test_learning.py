@@ -35,9 +35,9 @@ def _world(root: str) -> dict[str, str]:
 
 
 def test_tiny_cpu_beats_constant_depth(tmp_path):
-    from configs.core import apply_overrides
     from configs.presets import tiny_cpu
     from engine.checkpoint import read_identity
+    from engine.config_io import apply_overrides
     from engine.data import build_loaders
     from engine.runtime import LocalRuntime
     from engine.trainer import fit

@@ -1,4 +1,4 @@
-"""RunConfig: one training run = the configs of every component, JSON round-trippable (configs.core).
+"""RunConfig: one training run = the configs of every component, JSON round-trippable (engine.config_io).
 
 Override any field from the CLI: `rmdepth train --preset tiny_cpu --set optim.lr=2e-4 --set loader.batch_size=4`.
 """
@@ -11,7 +11,8 @@ from engine.config import CheckpointConfig, OptimConfig, ScalingConfig, TrainCon
 from model.config import DepthNetConfig, LossConfig, MotionNetConfig
 from pipeline.loader.config import LoaderConfig
 
-VAL_PROTOCOLS = ("kitti-eigen", "kitti-eigen-benchmark", "cityscapes")
+PROTOCOL_NAMES = ("kitti-eigen", "kitti-eigen-benchmark", "cityscapes")
+"""The evaluation protocols (engine.evaluate.PROTOCOLS defines them), for configs and command lines."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,8 +29,8 @@ class DataConfig:
     error, spread of the output ('' = no pose validation)."""
 
     def __post_init__(self) -> None:
-        if self.val_protocol not in VAL_PROTOCOLS:
-            raise ValueError(f"data.val_protocol must be one of {', '.join(VAL_PROTOCOLS)}, got {self.val_protocol!r}")
+        if self.val_protocol not in PROTOCOL_NAMES:
+            raise ValueError(f"data.val_protocol must be one of {', '.join(PROTOCOL_NAMES)}, got {self.val_protocol!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
