@@ -50,47 +50,37 @@ def resolve_device_id(cfg: LoaderConfig, device_id: int | None) -> int | None:
     return None
 
 
-def build_train_loader(
-    url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1, device_id: int | None = None
-):
-    """Training loader of one rank over the complete shard set at `url` (local dir or s3:// prefix)."""
-    shard_set = open_shard_set(url, kind="train", cache_dir=cfg.cache_dir)
+def _build(url: str, cfg: LoaderConfig, *, set_kind: str, loader: str, rank: int, world_size: int,
+           device_id: int | None):
+    """`loader` of the DALI or the reference implementation over the complete shard set at `url`."""
+    shard_set = open_shard_set(url, kind=set_kind, cache_dir=cfg.cache_dir)
     if resolve_kind(cfg) == "dali":
-        from pipeline.loader.dali_loader import DaliTrainLoader
+        from pipeline.loader import dali_loader
 
-        dev = resolve_device_id(cfg, device_id)
-        return DaliTrainLoader(shard_set, cfg, rank=rank, world_size=world_size, device_id=dev)
-    from pipeline.loader.reference import ReferenceTrainLoader
+        return getattr(dali_loader, f"Dali{loader}")(shard_set, cfg, rank=rank, world_size=world_size,
+                                                    device_id=resolve_device_id(cfg, device_id))
+    from pipeline.loader import reference
 
-    return ReferenceTrainLoader(shard_set, cfg, rank=rank, world_size=world_size)
+    return getattr(reference, f"Reference{loader}")(shard_set, cfg, rank=rank, world_size=world_size)
 
 
-def build_triplet_eval_loader(
-    url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1, device_id: int | None = None
-):
+def build_train_loader(url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1,
+                       device_id: int | None = None):
+    """Training loader of one rank over the complete shard set at `url` (local dir or s3:// prefix)."""
+    return _build(url, cfg, set_kind="train", loader="TrainLoader", rank=rank, world_size=world_size,
+                  device_id=device_id)
+
+
+def build_triplet_eval_loader(url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1,
+                              device_id: int | None = None):
     """Triplets of a training-kind shard set without augmentation, each sample once across ranks (valid_B): the
     pose validation reads the true camera motion (Batch.gt_T_BS44) of these."""
-    shard_set = open_shard_set(url, kind="train", cache_dir=cfg.cache_dir)
-    if resolve_kind(cfg) == "dali":
-        from pipeline.loader.dali_loader import DaliTripletEvalLoader
-
-        dev = resolve_device_id(cfg, device_id)
-        return DaliTripletEvalLoader(shard_set, cfg, rank=rank, world_size=world_size, device_id=dev)
-    from pipeline.loader.reference import ReferenceTripletEvalLoader
-
-    return ReferenceTripletEvalLoader(shard_set, cfg, rank=rank, world_size=world_size)
+    return _build(url, cfg, set_kind="train", loader="TripletEvalLoader", rank=rank, world_size=world_size,
+                  device_id=device_id)
 
 
-def build_eval_loader(
-    url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1, device_id: int | None = None
-):
+def build_eval_loader(url: str, cfg: LoaderConfig, *, rank: int = 0, world_size: int = 1,
+                      device_id: int | None = None):
     """Evaluation loader of one rank over the complete eval shard set at `url` (no augmentation)."""
-    shard_set = open_shard_set(url, kind="eval", cache_dir=cfg.cache_dir)
-    if resolve_kind(cfg) == "dali":
-        from pipeline.loader.dali_loader import DaliEvalLoader
-
-        dev = resolve_device_id(cfg, device_id)
-        return DaliEvalLoader(shard_set, cfg, rank=rank, world_size=world_size, device_id=dev)
-    from pipeline.loader.reference import ReferenceEvalLoader
-
-    return ReferenceEvalLoader(shard_set, cfg, rank=rank, world_size=world_size)
+    return _build(url, cfg, set_kind="eval", loader="EvalLoader", rank=rank, world_size=world_size,
+                  device_id=device_id)

@@ -27,6 +27,7 @@ from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 from pipeline.batch import Batch, EvalBatch
 from pipeline.loader import augment, partition
 from pipeline.loader.config import LoaderConfig
+from pipeline.loader.core import EvalOrder, LoaderCore, TrainOrder
 from pipeline.loader.dali_pipeline import (
     EVAL_OUTPUTS,
     READER_NAME,
@@ -98,14 +99,13 @@ def _applied_params(out: dict) -> augment.AugmentParams:
     return augment.AugmentParams(flip_N=flip, roi_N4=roi, color_N4=np.zeros((len(flip), 4)))
 
 
-class _DaliBase:
+class _DaliDecoder(LoaderCore):
+    kind = "dali"
+
     def __init__(
         self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id: int | None
     ):
-        self.shard_set = shard_set
-        self.cfg = cfg
-        self.rank = rank
-        self.world_size = world_size
+        super().__init__(shard_set, cfg, rank=rank, world_size=world_size)
         self.device_id = device_id
         self.decode_device = "mixed" if device_id is not None else "cpu"
         check_dali_s3_env(shard_set.tar_urls)
@@ -159,28 +159,10 @@ class _DaliBase:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-class DaliTrainLoader(_DaliBase):
-    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
-
-    kind = "dali"
-
-    def __init__(
-        self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int, device_id: int | None
-    ):
-        super().__init__(shard_set, cfg, rank=rank, world_size=world_size, device_id=device_id)
-        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
-
-    def plan(self, epoch: int) -> partition.RankPlan:
-        return partition.train_plan_for(self.shard_set.samples, self.cfg, rank=self.rank,
-                                        world_size=self.world_size, epoch=epoch)
-
-    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
-        return augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
-
-    def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        plan = self.plan(epoch).from_step(start_step)
+class _Triplets(_DaliDecoder):
+    def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[Batch]:
+        plan, params = self.epoch_plan(epoch, start_step)
         ids = plan.sample_ids_M
-        params = self.params(epoch, ids)
         B = self.cfg.batch_size
         nb = plan.num_batches
 
@@ -233,39 +215,19 @@ class DaliTrainLoader(_DaliBase):
             )
 
 
-class DaliTripletEvalLoader(DaliTrainLoader):
+class DaliTrainLoader(_Triplets, TrainOrder):
+    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
+
+
+class DaliTripletEvalLoader(_Triplets, EvalOrder):
     """Triplets without augmentation, every sample exactly once across ranks (Batch.valid_B): pose validation."""
 
-    def plan(self, epoch: int = 0) -> partition.RankPlan:
-        return partition.eval_plan(len(self.shard_set.samples), rank=self.rank, world_size=self.world_size,
-                                   batch_size=self.cfg.batch_size)
 
-    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
-        return augment.identity_params(len(ids))
-
-
-class DaliEvalLoader(_DaliBase):
+class DaliEvalLoader(_DaliDecoder, EvalOrder):
     """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B)."""
 
-    kind = "dali"
-
-    def plan(self) -> partition.RankPlan:
-        return partition.eval_plan(
-            len(self.shard_set.samples),
-            rank=self.rank,
-            world_size=self.world_size,
-            batch_size=self.cfg.batch_size,
-        )
-
-    @property
-    def num_batches_per_epoch(self) -> int:
-        return self.plan().num_batches
-
-    def __iter__(self) -> Iterator[EvalBatch]:
-        return self.epoch_iterator(0)
-
     def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[EvalBatch]:
-        plan = self.plan().from_step(start_step)
+        plan, _ = self.epoch_plan(epoch, start_step)
         B = self.cfg.batch_size
         for step, out in self._run(plan, eval_pipeline, EVAL_OUTPUTS):
             sl = slice(step * B, (step + 1) * B)

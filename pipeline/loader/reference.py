@@ -22,9 +22,9 @@ from PIL import Image
 
 from pipeline import storage
 from pipeline.batch import Batch, EvalBatch
-from pipeline.loader import augment, partition
-from pipeline.loader.config import LoaderConfig
-from pipeline.loader.shardset import SampleEntry, ShardSet, load_npy
+from pipeline.loader import augment
+from pipeline.loader.core import EvalOrder, LoaderCore, TrainOrder
+from pipeline.loader.shardset import SampleEntry, load_npy
 
 
 class _ByteReader:
@@ -164,14 +164,8 @@ def _collate_eval(items) -> EvalBatch:
     )
 
 
-class _RefBase:
+class _ReferenceDecoder(LoaderCore):
     kind = "reference"
-
-    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int):
-        self.shard_set = shard_set
-        self.cfg = cfg
-        self.rank = rank
-        self.world_size = world_size
 
     def _loader(self, dataset, collate) -> torch.utils.data.DataLoader:
         workers = self.cfg.num_workers
@@ -186,25 +180,10 @@ class _RefBase:
         )
 
 
-class ReferenceTrainLoader(_RefBase):
-    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
-
-    def __init__(self, shard_set: ShardSet, cfg: LoaderConfig, *, rank: int, world_size: int):
-        super().__init__(shard_set, cfg, rank=rank, world_size=world_size)
-        self.num_batches_per_epoch = self.plan(0).num_batches  # equal on every rank and every epoch
-
-    def plan(self, epoch: int) -> partition.RankPlan:
-        return partition.train_plan_for(self.shard_set.samples, self.cfg, rank=self.rank,
-                                        world_size=self.world_size, epoch=epoch)
-
-    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
-        return augment.sample_params(self.cfg.augment, seed=self.cfg.seed, epoch=epoch, sample_ids=ids)
-
-    def epoch_iterator(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
-        plan = self.plan(epoch).from_step(start_step)
-        ids = plan.sample_ids_M
-        params = self.params(epoch, ids)
-        entries = [self.shard_set.samples[i] for i in ids]
+class _Triplets(_ReferenceDecoder):
+    def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[Batch]:
+        plan, params = self.epoch_plan(epoch, start_step)
+        entries = self.entries(plan)
         motion = self.shard_set.camera_motion_BS44([e.key for e in entries], params.flip_N)
         ds = _TrainDataset(entries, self.shard_set.tar_urls, params, (self.cfg.width, self.cfg.height), motion)
         B = self.cfg.batch_size
@@ -212,37 +191,18 @@ class ReferenceTrainLoader(_RefBase):
             yield replace(batch, valid_B=torch.from_numpy(plan.valid_M[step * B : (step + 1) * B].copy()))
 
 
-class ReferenceTripletEvalLoader(ReferenceTrainLoader):
+class ReferenceTrainLoader(_Triplets, TrainOrder):
+    """Training batches (augmented) for one rank. See `pipeline.loader` for the API."""
+
+
+class ReferenceTripletEvalLoader(_Triplets, EvalOrder):
     """Triplets without augmentation, every sample exactly once across ranks (Batch.valid_B): pose validation."""
 
-    def plan(self, epoch: int = 0) -> partition.RankPlan:
-        return partition.eval_plan(len(self.shard_set.samples), rank=self.rank, world_size=self.world_size,
-                                   batch_size=self.cfg.batch_size)
 
-    def params(self, epoch: int, ids: np.ndarray) -> augment.AugmentParams:
-        return augment.identity_params(len(ids))
-
-
-class ReferenceEvalLoader(_RefBase):
+class ReferenceEvalLoader(_ReferenceDecoder, EvalOrder):
     """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B)."""
 
-    def plan(self) -> partition.RankPlan:
-        return partition.eval_plan(
-            len(self.shard_set.samples),
-            rank=self.rank,
-            world_size=self.world_size,
-            batch_size=self.cfg.batch_size,
-        )
-
-    @property
-    def num_batches_per_epoch(self) -> int:
-        return self.plan().num_batches
-
-    def __iter__(self) -> Iterator[EvalBatch]:
-        return self.epoch_iterator(0)
-
     def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[EvalBatch]:
-        plan = self.plan().from_step(start_step)
-        entries = [self.shard_set.samples[i] for i in plan.sample_ids_M]
-        ds = _EvalDataset(entries, self.shard_set.tar_urls, plan.valid_M, (self.cfg.width, self.cfg.height))
+        plan, _ = self.epoch_plan(epoch, start_step)
+        ds = _EvalDataset(self.entries(plan), self.shard_set.tar_urls, plan.valid_M, (self.cfg.width, self.cfg.height))
         yield from self._loader(ds, _collate_eval)
