@@ -10,9 +10,7 @@ checkpoint that `runtime.latest_checkpoint()` returns:
     samples: the new rank-local start batch is ceil(samples already consumed in this epoch / new global batch)
     (no sample of the epoch is trained on twice; at most one global batch of it is skipped); RNGs are re-seeded
     from (seed, rank, step); the learning rate follows the new world size (engine/config.py).
-Test-only fault hook: env var RMDEPTH_FAULT_INJECT="step=N[,rank=R][,mode=raise|exit][,marker=PATH]" makes rank R
-(default 0) fail right after optimizer step N, once: it creates PATH (default /tmp/rmdepth-fault-<step>-<rank>) and
-does not fire again while PATH exists.
+Test-only fault point `train_step` (pipeline/faults.py): a rank can be made to fail right after optimizer step N.
 """
 
 from __future__ import annotations
@@ -49,7 +47,7 @@ from engine.runtime import Runtime
 from engine.validate import validate, validate_pose
 from model.nets import build_nets
 from model.train_step import train_step, visuals
-from pipeline import storage
+from pipeline import faults, storage
 
 HISTORY_FILE = "history.json"
 
@@ -66,41 +64,6 @@ class FitResult:
     val_history: list[dict[str, Any]] = field(default_factory=list)
     """Validation rows (step, epoch, val_* metrics)."""
     resumed_from_step: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class FaultSpec:
-    step: int
-    rank: int = 0
-    mode: str = "raise"
-    marker: str = ""
-
-    @classmethod
-    def from_env(cls) -> FaultSpec | None:
-        text = os.environ.get("RMDEPTH_FAULT_INJECT", "").strip()
-        if not text:
-            return None
-        kv = dict(item.split("=", 1) for item in text.split(",") if "=" in item)
-        try:
-            spec = cls(step=int(kv["step"]), rank=int(kv.get("rank", 0)), mode=kv.get("mode", "raise"), marker=kv.get("marker", ""))
-        except (KeyError, ValueError) as e:
-            raise ValueError(f"RMDEPTH_FAULT_INJECT={text!r}: expected step=N[,rank=R][,mode=raise|exit][,marker=PATH]") from e
-        if spec.mode not in ("raise", "exit"):
-            raise ValueError(f"RMDEPTH_FAULT_INJECT: mode must be raise or exit, got {spec.mode!r}")
-        return spec
-
-    def maybe_fire(self, *, step: int, rank: int) -> None:
-        if step != self.step or rank != self.rank:
-            return
-        marker = self.marker or f"/tmp/rmdepth-fault-{self.step}-{self.rank}"
-        if os.path.exists(marker):
-            return
-        with open(marker, "w") as f:
-            f.write(f"fault injected at step {step} on rank {rank}\n")
-        print(f"[rmdepth train] RMDEPTH_FAULT_INJECT: failing rank {rank} after step {step} ({self.mode})", flush=True)
-        if self.mode == "exit":
-            os._exit(17)
-        raise RuntimeError(f"RMDEPTH_FAULT_INJECT: injected failure after step {step} on rank {rank}")
 
 
 def _start_position(position: TrainPosition, *, world_size: int, global_batch: int, steps_per_epoch: int) -> TrainPosition:
@@ -200,7 +163,6 @@ def fit(
         name=run_name,
     )
     logger.history = history
-    fault = FaultSpec.from_env()
     config_json = to_json(cfg)
 
     def run_validation() -> dict[str, float]:
@@ -288,8 +250,7 @@ def fit(
                         save(run_validation())
                     elif ccfg.every_steps and position.step % ccfg.every_steps == 0:
                         save({})
-                if fault is not None:
-                    fault.maybe_fire(step=position.step, rank=rank)
+                faults.inject("train_step", index=position.step, rank=rank)
             del batches
             logger.flush_window(
                 step=position.step, epoch=epoch, step_in_epoch=steps_per_epoch, steps_per_epoch=steps_per_epoch, lr=schedule.last_lr

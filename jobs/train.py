@@ -8,7 +8,7 @@ Re-running with the same --name and --storage-path resumes the run from its late
 by Ray: the --keep (checkpoint.keep_top_k) best by validation AbsRel plus always the latest. A preset with a
 pretraining stage (cs_then_kitti) first trains `<name>-pretrain` on `pretrain.data`, then fine-tunes `<name>` from the
 pretraining run's best checkpoint (recorded as `parent_checkpoint` in every checkpoint of the second stage).
-Test-only fault hook: RMDEPTH_FAULT_INJECT (see engine/trainer.py). S3 endpoint/credentials come from the
+Test-only fault seam: RMDEPTH_FAULT (pipeline/faults.py). S3 endpoint/credentials come from the
 environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).
 """
 

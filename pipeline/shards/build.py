@@ -17,9 +17,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-from pipeline import storage
+from pipeline import faults, storage
 from pipeline.schema import ERRORS_FILE, MANIFEST_FILE, SUMMARY_FILE, ShardInfo, ShardSetSummary
-from pipeline.shards import faults
 from pipeline.shards.config import ShardConfig
 from pipeline.shards.tables import ERRORS_SCHEMA, MANIFEST_SCHEMA, write_parquet
 from pipeline.shards.task import PARTS_DIR, ShardOutcome, ShardTask
@@ -142,7 +141,7 @@ def build_shard_set(cfg: ShardConfig, dst: str, *, run_tasks: Callable[[list[Sha
     if strict and skipped:
         raise ShardSetError(f"--strict: {len(skipped)} input(s) skipped; first: {skipped[0]['file']}: "
                             f"{skipped[0]['reason']} (the set is left incomplete)")
-    faults.maybe_crash("before_summary")
+    faults.inject("before_summary")
     rows = [r for o in ordered for r in o.rows]
     write_parquet(storage.join(dst, MANIFEST_FILE), rows, MANIFEST_SCHEMA)
     write_parquet(storage.join(dst, ERRORS_FILE), skipped, ERRORS_SCHEMA)

@@ -17,9 +17,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-from pipeline import storage
+from pipeline import faults, storage
 from pipeline.codecs import sha256_file
-from pipeline.shards import faults
 from pipeline.shards.encode import DecodeError, FrameCache, encode_eval, encode_triplet
 from pipeline.shards.tarfile_io import index_num_samples, write_index, write_tar
 from pipeline.sources.records import SkippedInput
@@ -40,6 +39,11 @@ class ShardTask:
     @property
     def stem(self) -> str:
         return self.name[: -len(".tar")]
+
+    @property
+    def index(self) -> int:
+        """The shard's number in the set (the %06d of its name)."""
+        return int(self.stem.rsplit("-", 1)[1])
 
 
 @dataclass(kw_only=True)
@@ -124,15 +128,15 @@ def _encode_all(task: ShardTask) -> tuple[list, list[dict], list[dict]]:
     return samples, rows, skipped
 
 
-def _upload_tar(local: str, url: str) -> None:
-    if faults.armed("mid_tar"):  # simulate a writer killed half-way through a non-atomic upload
+def _upload_tar(local: str, url: str, *, index: int) -> None:
+    if faults.armed("mid_tar", index=index):  # simulate a writer killed half-way through a non-atomic upload
         fs, path = storage.filesystem(url)
         with open(local, "rb") as f:
             half = f.read(os.path.getsize(local) // 2)
         out = fs.open(path, "wb")
         out.write(half)
         out.flush()
-        faults.kill_self()
+        faults.crash()
     storage.put_file(local, url)
 
 
@@ -154,7 +158,7 @@ def write_shard(task: ShardTask) -> ShardOutcome:
         storage.write_text(part_url(task.dst, task.stem), out.to_json())
         if samples:
             storage.put_file(idx_local, storage.join(task.dst, out.index_name))
-            faults.maybe_crash("before_tar")
-            _upload_tar(tar_local, storage.join(task.dst, task.name))
-    faults.maybe_crash("after_shard")
+            faults.inject("before_tar", index=task.index)
+            _upload_tar(tar_local, storage.join(task.dst, task.name), index=task.index)
+    faults.inject("after_shard", index=task.index)
     return out

@@ -10,10 +10,10 @@ import signal
 
 import pytest
 
+from pipeline.faults import ENV
 from pipeline.shards import IncompleteShardSetError, read_manifest, read_shard_set
 from pipeline.shards.build import build_shard_set, run_serial
 from pipeline.shards.config import ShardConfig
-from pipeline.shards.faults import ENV
 from pipeline.sources import kitti
 from tests.shards.checks import check_set
 
@@ -44,14 +44,14 @@ def _assert_exactly_once(root, out):
     assert not [n for n in os.listdir(out) if ".tmp-" in n or n == "_parts"]
 
 
-@pytest.mark.parametrize("fault,reused", [("after_shard:2", 2), ("before_tar:3", 2), ("mid_tar:1", 0),
-                                          ("before_summary:1", 4)])
+@pytest.mark.parametrize("fault,reused", [("point=after_shard,at=1", 2), ("point=before_tar,at=2", 2),
+                                          ("point=mid_tar,at=0", 0), ("point=before_summary", 4)])
 def test_killed_then_rerun_completes_exactly_once(kitti_tree, tmp_path, fault, reused):
     out = str(tmp_path / "set")
     assert _run_killed(kitti_tree, out, fault) == -signal.SIGKILL
     with pytest.raises(IncompleteShardSetError, match="rerun the same command"):
         read_shard_set(out)
-    if fault.startswith("mid_tar"):  # a half-written tar sits at the final name: it must not count as finished
+    if "mid_tar" in fault:  # a half-written tar sits at the final name: it must not count as finished
         assert os.path.getsize(os.path.join(out, "kitti-train-000000.tar")) > 0
     summary = build_shard_set(_cfg(kitti_tree), out, run_tasks=run_serial, log=lambda m: None)
     assert summary.extra["num_reused_shards"] == reused
@@ -60,8 +60,8 @@ def test_killed_then_rerun_completes_exactly_once(kitti_tree, tmp_path, fault, r
 
 def test_killed_twice_then_rerun(kitti_tree, tmp_path):
     out = str(tmp_path / "set")
-    assert _run_killed(kitti_tree, out, "after_shard:1") == -signal.SIGKILL
-    assert _run_killed(kitti_tree, out, "mid_tar:2") == -signal.SIGKILL
+    assert _run_killed(kitti_tree, out, "point=after_shard,at=0") == -signal.SIGKILL
+    assert _run_killed(kitti_tree, out, "point=mid_tar,at=2") == -signal.SIGKILL
     summary = build_shard_set(_cfg(kitti_tree), out, run_tasks=run_serial, log=lambda m: None)
     assert summary.extra["num_reused_shards"] == 2
     _assert_exactly_once(kitti_tree, out)

@@ -41,7 +41,7 @@ def test_s3_input_and_crash_mid_upload(kitti_tree, s3_bucket):
     out = f"{s3_bucket}/shards/crash"
     args = ["--no-ray", "--dataset", "kitti", "--input", src, "--output", out, "--size", "32x16",
             "--samples-per-shard", "5"]
-    proc = run_cli(*args, env={"RMDEPTH_SHARD_FAULT": "mid_tar:2"})
+    proc = run_cli(*args, env={"RMDEPTH_FAULT": "point=mid_tar,at=1"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     fs.invalidate_cache()
     tars = fs.glob(out.removeprefix("s3://") + "/*.tar")

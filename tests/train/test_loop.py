@@ -39,15 +39,15 @@ def runs(shard_sets, tmp_path_factory):
     res_full = fit(cfg, LocalRuntime(full, keep_top_k=10), loaders=build_loaders, run_name="full",
                    tensorboard_dir=str(root / "tb_full"))
     broken = str(root / "broken")
-    os.environ["RMDEPTH_FAULT_INJECT"] = f"step=5,rank=0,marker={root / 'fault-marker'}"
+    os.environ["RMDEPTH_FAULT"] = f"point=train_step,at=5,rank=0,action=raise,marker={root / 'fault-marker'}"
     try:
-        with pytest.raises(RuntimeError, match="injected failure after step 5"):
+        with pytest.raises(RuntimeError, match="injected failure at train_step 5"):
             fit(cfg, LocalRuntime(broken, keep_top_k=10), loaders=build_loaders, run_name="broken",
                 tensorboard_dir=str(root / "tb_broken"))
         res_resumed = fit(cfg, LocalRuntime(broken, keep_top_k=10), loaders=build_loaders, run_name="broken",
                           tensorboard_dir=str(root / "tb_broken"))
     finally:
-        os.environ.pop("RMDEPTH_FAULT_INJECT")
+        os.environ.pop("RMDEPTH_FAULT")
     return {"cfg": cfg, "root": root, "full": full, "broken": broken, "res_full": res_full, "res_resumed": res_resumed}
 
 

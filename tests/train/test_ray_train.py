@@ -1,7 +1,7 @@
 """Acceptance: Ray Train with 2 CPU workers (gloo DDP) on synthetic shards, checkpoints on a moto S3 server.
 
 One run covers: training, distributed validation, checkpoints on S3, a worker failure mid-epoch (test-only fault
-hook RMDEPTH_FAULT_INJECT, max_failures=1) restarting from the last checkpoint with the same total number of
+seam RMDEPTH_FAULT, max_failures=1) restarting from the last checkpoint with the same total number of
 optimizer steps as an uninterrupted run; then the driver is started again with the same run name and resumes.
 """
 
@@ -28,11 +28,11 @@ def test_two_workers_s3_failure_and_driver_restart(ray_local, s3_bucket, shard_s
     storage_path = f"{s3_bucket}/runs"
     cfg = small_config(shard_sets, *RUN, "train.epochs=2")
     # rank 1 fails once right after step 7 (epoch 1, mid-epoch); the latest checkpoint is at step 6
-    os.environ["RMDEPTH_FAULT_INJECT"] = f"step=7,rank=1,marker={tmp_path / 'fault'}"
+    os.environ["RMDEPTH_FAULT"] = f"point=train_step,at=7,rank=1,action=raise,marker={tmp_path / 'fault'}"
     try:
         res = train(cfg, storage_path=storage_path, run_name="acc", tensorboard_dir=str(tmp_path / "tb"))
     finally:
-        os.environ.pop("RMDEPTH_FAULT_INJECT")
+        os.environ.pop("RMDEPTH_FAULT")
     assert (tmp_path / "fault").exists(), "the injected failure did not happen"
     assert res.final_step == 2 * STEPS_PER_EPOCH  # same number of optimizer steps as an uninterrupted run
     steps = [r["step"] for r in res.history]
