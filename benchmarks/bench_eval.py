@@ -41,6 +41,7 @@ def main() -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")
     import ray
 
+    from engine.checkpoint import TrainPosition, checkpoint_name
     from engine.evaluate import make_protocol
     from jobs.eval_runner import evaluate_checkpoint
     from tests.eval.helpers import make_checkpoint
@@ -53,7 +54,8 @@ def main() -> int:
     subprocess.run([*py, "shard", "--dataset", "kitti", "--input", raw, "--output", shards, "--eval", "--no-ray",
                     "--size", args.size, "--samples-per-shard", "8", "--cameras", "02"], check=True,
                    stdout=subprocess.DEVNULL)
-    ckpt = make_checkpoint(os.path.join(tmp, "runs", "bench", "checkpoint_e000_s000000001"), step=1, small=False)
+    name = checkpoint_name(TrainPosition(epoch=0, step=1))
+    ckpt = make_checkpoint(os.path.join(tmp, "runs", "bench", name), step=1, small=False)
     ray.init(num_cpus=args.cpus, include_dashboard=False, _temp_dir=tempfile.mkdtemp(prefix="rmdbench-", dir="/tmp"),
              log_to_driver=False, configure_logging=False)
     protocol = make_protocol("kitti-eigen")

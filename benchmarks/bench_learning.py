@@ -94,14 +94,14 @@ def train_and_evaluate(spec: dict) -> dict:
     t0 = time.perf_counter()
     res = fit(cfg, rt, loaders=build_loaders, run_name=os.path.basename(run_dir), tensorboard_dir=f"{run_dir}/tb")
     minutes = (time.perf_counter() - t0) / 60
-    index = json.load(open(os.path.join(run_dir, "checkpoints.json")))
-    best = min(index, key=lambda e: e["metrics"].get("val_abs_rel", float("inf")))
+    entries = rt.store.entries()
+    best = min(entries, key=lambda e: e[1].get("val_abs_rel", float("inf")))
     out = {"variant": spec["variant"], "seed": seed, "steps": res.position.step, "minutes": minutes,
            "val_history": [{k: v for k, v in r.items() if k in ("step", "val_abs_rel", "val_pose_ate")}
                            for r in res.val_history]}
-    for tag, entry in (("best", best), ("last", index[-1])):
-        out[tag] = evaluate_checkpoint(os.path.join(run_dir, entry["name"]), paths)
-        out[tag]["step"] = entry["metrics"]["step"]
+    for tag, (url, metrics) in (("best", best), ("last", entries[-1])):
+        out[tag] = evaluate_checkpoint(url, paths)
+        out[tag]["step"] = metrics["step"]
     return out
 
 

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def _frame(rng, w, h) -> bytes:
     coarse = rng.integers(0, 255, size=(12, 36, 3), dtype=np.uint8)
-    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC)).astype(np.int16)
+    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)).astype(np.int16)
     img = np.clip(img + rng.integers(-12, 12, size=img.shape), 0, 255).astype(
         np.uint8
     )  # texture, like photos

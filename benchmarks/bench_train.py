@@ -40,7 +40,7 @@ def bare_loop(cfg, *, steps: int, warmup: int) -> float:
     torch.manual_seed(0)
     nets = build_nets(cfg.depth, cfg.motion)
     opt = build_optimizer(nets, cfg.optim)
-    train_loader, _ = build_loaders(cfg, 0, 1)
+    train_loader = build_loaders(cfg, 0, 1).train
     it = iter(train_loader.epoch_iterator(0, 0))
     t0 = None
     for i in range(warmup + steps):

@@ -65,7 +65,8 @@ class TrainConfig:
     max_steps_per_epoch: int = 0
     """Cap on optimizer steps per epoch (0 = the loader's full epoch). Useful for quick runs and tests."""
     seed: int = 0
-    """Seed of torch/numpy/python RNGs (offset by rank) and of the loader's shuffling and augmentation."""
+    """Seed of the initial weights (identical on every rank) and of the torch/numpy/python RNGs (offset by rank);
+    the loader's sample order and augmentation follow `loader.seed`."""
     log_every_steps: int = 50
     """TensorBoard scalars and the progress line every this many optimizer steps (rank 0)."""
     image_every_steps: int = 500
@@ -76,9 +77,6 @@ class TrainConfig:
     """Validate on `data.val_url` at every epoch end (needs a val shard set)."""
     val_max_batches: int = 0
     """Cap on validation batches per rank (0 = the whole val set)."""
-    tensorboard_dir: str = ""
-    """Local directory for TensorBoard event files ('' = `<run storage>/<name>/tensorboard` when local,
-    else a local `./runs/<name>/tensorboard`)."""
     sync_batchnorm: bool = True
     """Convert BatchNorm layers to SyncBatchNorm when world_size > 1 on GPUs (torch supports it only on CUDA;
     CPU workers keep per-rank BatchNorm statistics)."""

@@ -46,7 +46,7 @@ def from_dict(cls: type[T], data: dict[str, Any], *, path: str = "") -> T:
     if not isinstance(data, dict):
         raise ValueError(f"config {path or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         where = path or cls.__name__
@@ -76,7 +76,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         if value not in args:
             raise ValueError(f"config {path}: {value!r} is not one of {list(args)}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path=path)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
@@ -128,14 +128,30 @@ def _parse_scalar(text: str) -> Any:
         return text
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """`a.b=value` -> ("a.b", "value"); a clear error for anything else."""
+    if "=" not in item:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=2e-4")
+    key, _, raw = item.partition("=")
+    return key.strip(), raw
+
+
+def _override_value(current: Any, raw: str) -> Any:
+    """Parse an override's text for a field whose present value (or type's example) is `current`."""
+    value = _parse_scalar(raw)
+    if isinstance(current, list) and not isinstance(value, list):
+        value = [value]
+    if isinstance(current, str) and not isinstance(value, str):
+        value = raw
+    return value
+
+
 def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
     """Apply `a.b.c=value` overrides to a frozen dataclass; returns a new, re-validated config."""
     data = to_dict(cfg)
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=2e-4")
-        key, _, raw = item.partition("=")
-        parts = key.strip().split(".")
+        key, raw = split_override(item)
+        parts = key.split(".")
         node = data
         for i, part in enumerate(parts):
             if not isinstance(node, dict) or part not in node:
@@ -143,12 +159,36 @@ def apply_overrides(cfg: T, overrides: list[str] | tuple[str, ...]) -> T:
                 known = ", ".join(sorted(node)) if isinstance(node, dict) else "(not a section)"
                 raise ValueError(f"--set {key}: unknown key {where!r}; known here: {known}")
             if i == len(parts) - 1:
-                value = _parse_scalar(raw)
-                if isinstance(node[part], list) and not isinstance(value, list):
-                    value = [value]
-                if isinstance(node[part], str) and not isinstance(value, str):
-                    value = raw
-                node[part] = value
+                node[part] = _override_value(node[part], raw)
             else:
                 node = node[part]
     return from_dict(type(cfg), data)
+
+
+def build_from_overrides(cls: type[T], overrides: list[str] | tuple[str, ...]) -> T:
+    """A flat config dataclass built from `field=value` overrides alone (fields not named keep the class's
+    defaults, so defaults resolved in __post_init__ see exactly what was given). Missing required fields and
+    unknown keys are errors naming them."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    data: dict[str, Any] = {}
+    for item in overrides:
+        key, raw = split_override(item)
+        if key not in fields:
+            raise ValueError(f"--set {key}: unknown key; known: {', '.join(sorted(fields))}")
+        data[key] = _override_value(_example(hints[key]), raw)
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"config {cls.__name__}: missing required setting(s) {', '.join(missing)} "
+                         f"(e.g. --set {missing[0]}=...)")
+    return from_dict(cls, data)
+
+
+def _example(tp: Any) -> Any:
+    """A value standing for type `tp` when parsing an override: "" for strings, [] for sequences."""
+    if tp is str:
+        return ""
+    if typing.get_origin(tp) in (tuple, list):
+        return []
+    return None

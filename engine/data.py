@@ -23,7 +23,7 @@ def build_loaders(cfg, rank: int, world_size: int) -> Loaders:
     if not cfg.data.train_url:
         raise ValueError("data.train_url is empty: pass --set data.train_url=<train shard set dir or s3:// prefix>")
     device_id = torch.cuda.current_device() if torch.cuda.is_available() else None
-    kw = {"rank": rank, "world_size": world_size, "device_id": device_id}
+    kw: dict[str, Any] = {"rank": rank, "world_size": world_size, "device_id": device_id}
     train = build_train_loader(cfg.data.train_url, cfg.loader, **kw)
     val = pose_val = None
     if cfg.train.validate:

@@ -79,9 +79,15 @@ class EvalProtocol:
     def settings(self) -> dict[str, Any]:
         """All settings, for reports and result rows."""
         d = dataclasses.asdict(self)
-        d["resize"] = "bilinear disparity (align_corners=False), depth = 1/disp"
-        d["averaging"] = "per image, then mean over images"
+        d.update(DESCRIPTIVE_SETTINGS)
         return d
+
+
+DESCRIPTIVE_SETTINGS = {
+    "resize": "bilinear disparity (align_corners=False), depth = 1/disp",
+    "averaging": "per image, then mean over images",
+}
+"""What `EvalProtocol.settings` records beside the fields: fixed descriptions, not settings one can change."""
 
 
 PROTOCOLS: dict[str, EvalProtocol] = {

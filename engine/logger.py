@@ -64,7 +64,8 @@ class TrainLogger:
             os.makedirs(log_dir, exist_ok=True)
             self._writer = SummaryWriter(log_dir=log_dir)
 
-    def step(self, *, step: int, epoch: int, logs: dict[str, float], lr: float, samples: int, data_wait_s: float) -> None:
+    def step(self, *, logs: dict[str, float], samples: int, data_wait_s: float) -> None:
+        """Add one optimizer step's logs to the current window (written by `flush_window`)."""
         if not self.enabled:
             return
         self._window.append(dict(logs))

@@ -21,7 +21,7 @@ import dataclasses
 import io
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -54,6 +54,9 @@ class PoseProtocol:
             raise ValueError(f"rpe_lengths must be positive metres, got {self.rpe_lengths}")
         if self.rpe_step < 1:
             raise ValueError(f"rpe_step must be >= 1, got {self.rpe_step}")
+
+    DESCRIPTIVE: ClassVar[tuple[str, ...]] = ("name", "ate")
+    """Keys `settings` records beside the fields (fixed descriptions)."""
 
     def settings(self) -> dict[str, Any]:
         return {"name": "kitti-odometry-pose", "ate": "monodepth2 evaluate_pose.py (snippets, first point aligned, "
@@ -99,12 +102,12 @@ def load_frame(url: str, size_wh: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(storage.read_bytes(url))) as im:
-        rgb = im.convert("RGB").resize(size_wh, Image.BILINEAR)
+        rgb = im.convert("RGB").resize(size_wh, Image.Resampling.BILINEAR)
     return np.ascontiguousarray(np.asarray(rgb, np.float32).transpose(2, 0, 1) / 255.0)
 
 
 def predict_motions(nets, frame_urls: tuple[str, ...], *, size_wh: tuple[int, int], batch_size: int,
-                    device: str = "cpu") -> np.ndarray:
+                    device: Any = "cpu") -> np.ndarray:
     """Motions (len(frame_urls) - 1, 4, 4) float64 of consecutive frames; every frame is read once."""
     import torch
 

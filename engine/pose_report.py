@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.pose_eval import SequenceScore, combine
-from engine.report import rows_to_parquet_bytes
+from engine.report import kv_html, kv_md, rows_to_parquet_bytes
 from pipeline import storage
 
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
@@ -127,7 +127,7 @@ def render_markdown(summary: dict[str, Any], *, plot_name: str | None) -> str:
         lines.append(f"| {name} | " + " | ".join(_fmt(m.get(k)) for k, _ in TABLE_METRICS) + " |")
     seqs = "\n".join(f"- **{n}**: {s['num_frames']} frames, {s['metrics']['num_snippets']} snippets, ground truth "
                      f"`{s['gt_source']}`" for n, s in summary["sequences"].items())
-    kv = lambda d: "\n".join(f"- **{k}**: `{v}`" for k, v in d.items())  # noqa: E731
+    kv = kv_md
     parts = [
         "# Ego-motion evaluation",
         "",
@@ -163,9 +163,7 @@ def render_html(summary: dict[str, Any], *, plot_name: str | None) -> str:
     body = "".join(f"<tr><td>{html.escape(n)}</td>" + "".join(f"<td>{_fmt(m.get(k))}</td>" for k, _ in TABLE_METRICS)
                    + "</tr>" for n, m in _table_rows(summary))
 
-    def kv(d: dict[str, Any]) -> str:
-        return "<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: <code>{html.escape(str(v))}</code></li>"
-                                for k, v in d.items()) + "</ul>"
+    kv = kv_html
 
     seqs = {n: f"{s['num_frames']} frames, {s['metrics']['num_snippets']} snippets, GT {s['gt_source']}"
             for n, s in summary["sequences"].items()}

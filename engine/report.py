@@ -76,8 +76,15 @@ def metrics_table_md(named: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def _kv_md(d: dict[str, Any]) -> str:
+def kv_md(d: dict[str, Any]) -> str:
+    """A settings mapping as a Markdown list."""
     return "\n".join(f"- **{k}**: `{v}`" for k, v in d.items())
+
+
+def kv_html(d: dict[str, Any]) -> str:
+    """A settings mapping as an HTML list (escaped)."""
+    return "<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: <code>{html.escape(str(v))}</code></li>"
+                            for k, v in d.items()) + "</ul>"
 
 
 def render_markdown(summary: dict[str, Any], *, grid_name: str | None) -> str:
@@ -96,15 +103,15 @@ def render_markdown(summary: dict[str, Any], *, grid_name: str | None) -> str:
         "",
         "## Protocol",
         "",
-        _kv_md(summary["protocol"]),
+        kv_md(summary["protocol"]),
         "",
         "## Checkpoint",
         "",
-        _kv_md(summary["checkpoint"]),
+        kv_md(summary["checkpoint"]),
         "",
     ]
     if summary.get("eval_set"):
-        parts += ["## Eval set", "", _kv_md(summary["eval_set"]), ""]
+        parts += ["## Eval set", "", kv_md(summary["eval_set"]), ""]
     if summary.get("ratio_median") is not None:
         parts += [f"Median-scaling ratios: median {summary['ratio_median']:.3f}, std {summary['ratio_std']:.3f}.", ""]
     if grid_name:
@@ -122,9 +129,7 @@ def render_html(summary: dict[str, Any], *, grid_name: str | None) -> str:
         for n, m in named.items()
     )
 
-    def kv(d: dict[str, Any]) -> str:
-        return "<ul>" + "".join(f"<li><b>{html.escape(str(k))}</b>: <code>{html.escape(str(v))}</code></li>" for k, v in d.items()) + "</ul>"
-
+    kv = kv_html
     img = f'<h2>Samples (input | predicted depth | GT depth)</h2><img src="{html.escape(grid_name)}">' if grid_name else ""
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Depth evaluation</title>"

@@ -23,11 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine.checkpoint import is_checkpoint_name, missing_files
 from model.metrics import LOWER_IS_BETTER, METRIC_NAMES
 from pipeline import storage
 
 PARTS_DIR = "parts"
-REQUIRED_FILES = ("model.pt", "identity.json", "config.json")
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -36,12 +36,6 @@ class CheckpointRef:
     run: str
     name: str
     url: str
-
-
-def _is_checkpoint_dir(url: str) -> tuple[bool, list[str]]:
-    names = set(storage.listdir(url))
-    missing = [f for f in REQUIRED_FILES if f not in names]
-    return not missing, missing
 
 
 def discover_checkpoints(prefix: str) -> tuple[list[CheckpointRef], list[str]]:
@@ -55,25 +49,25 @@ def discover_checkpoints(prefix: str) -> tuple[list[CheckpointRef], list[str]]:
 
     def visit_run(run_url: str, run: str) -> None:
         for name in storage.listdir(run_url):
-            if not name.startswith("checkpoint_"):
+            if not is_checkpoint_name(name):
                 continue
             url = storage.join(run_url, name)
             if not storage.isdir(url):
                 continue
-            ok, missing = _is_checkpoint_dir(url)
-            if ok:
+            missing = missing_files(url)
+            if not missing:
                 found.append(CheckpointRef(run=run, name=name, url=url))
             else:
                 skipped.append(f"{url}: incomplete checkpoint (missing {', '.join(missing)})")
 
-    if base.startswith("checkpoint_") and _is_checkpoint_dir(prefix)[0]:
+    if is_checkpoint_name(base) and not missing_files(prefix):
         parent = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         return [CheckpointRef(run=parent.rsplit("/", 1)[-1] or "run", name=base, url=prefix)], []
-    if any(n.startswith("checkpoint_") for n in storage.listdir(prefix)):
+    if any(is_checkpoint_name(n) for n in storage.listdir(prefix)):
         visit_run(prefix, base)
     for run in storage.listdir(prefix):
         run_url = storage.join(prefix, run)
-        if run.startswith("checkpoint_") or not storage.isdir(run_url):
+        if is_checkpoint_name(run) or not storage.isdir(run_url):
             continue
         visit_run(run_url, run)
     return sorted(found, key=lambda c: (c.run, c.name)), skipped

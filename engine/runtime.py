@@ -8,11 +8,6 @@ checkpoints in a local (or fsspec URL) run directory with the same retention pol
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,9 +16,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pipeline import storage
-
-INDEX_FILE = "checkpoints.json"
+from engine.checkpoint import LocalCheckpointStore
 
 
 class Runtime:
@@ -48,13 +41,6 @@ class Runtime:
 
     def all_gather_object(self, obj: Any) -> list[Any]:
         return [obj]
-
-    def broadcast_object(self, obj: Any) -> Any:
-        """The value of rank 0 on every rank."""
-        return obj
-
-    def barrier(self) -> None:
-        return None
 
     def wrap_model(self, module: nn.Module, *, find_unused_parameters: bool = True) -> nn.Module:
         return module
@@ -109,17 +95,6 @@ class DistributedRuntime(Runtime):
         dist.all_gather_object(out, obj)
         return out
 
-    def broadcast_object(self, obj: Any) -> Any:
-        if not self._distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def barrier(self) -> None:
-        if self._distributed:
-            dist.barrier()
-
     def wrap_model(self, module: nn.Module, *, find_unused_parameters: bool = True) -> nn.Module:
         if not self._distributed:
             return module
@@ -137,29 +112,9 @@ class DistributedRuntime(Runtime):
             yield d
 
 
-def checkpoints_to_delete(entries: list[dict[str, Any]], *, keep_top_k: int, score_metric: str) -> list[str]:
-    """Retention policy: keep the `keep_top_k` entries with the lowest score, plus the latest; return the others.
-
-    `entries` are in reporting order, each {"name": str, "metrics": dict}. A missing or NaN score counts as +inf.
-    Ties keep the later checkpoint (same as Ray's checkpoint manager).
-    """
-
-    def score(i_e: tuple[int, dict[str, Any]]) -> tuple[float, int]:
-        v = i_e[1]["metrics"].get(score_metric, math.inf)
-        v = math.inf if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-        return (v, -i_e[0])
-
-    ranked = sorted(enumerate(entries), key=score)
-    keep = {i for i, _ in ranked[:keep_top_k]}
-    if entries:
-        keep.add(len(entries) - 1)
-    return [e["name"] for i, e in enumerate(entries) if i not in keep]
-
-
 class LocalRuntime(Runtime):
-    """One process, no Ray: checkpoints go to `run_url/<name>` (local path or URL) with `checkpoints.json` as index.
-
-    Used by tests (resume equivalence) and by anyone who wants the loop without a cluster.
+    """One process, no Ray: checkpoints go to a LocalCheckpointStore at `run_url` (local path or URL), kept by the
+    same policy as a Ray run. Used by tests (resume equivalence) and by anyone who wants the loop without a cluster.
     """
 
     def __init__(
@@ -172,58 +127,22 @@ class LocalRuntime(Runtime):
     ):
         super().__init__(rank=0, world_size=1, local_rank=0, device=device)
         self.run_url = run_url
-        self.keep_top_k = keep_top_k
-        self.score_metric = score_metric
+        self.store = LocalCheckpointStore(run_url, keep_top_k=keep_top_k, score_metric=score_metric)
         self.history: list[dict[str, float]] = []
-        storage.makedirs(run_url)
-
-    def _index(self) -> list[dict[str, Any]]:
-        url = storage.join(self.run_url, INDEX_FILE)
-        return json.loads(storage.read_text(url)) if storage.exists(url) else []
 
     def report(self, metrics: dict[str, float], *, checkpoint_dir: str | None, checkpoint_name: str) -> None:
         self.history.append(dict(metrics))
-        if checkpoint_dir is None:
-            return
-        target = storage.join(self.run_url, checkpoint_name)
-        for root, _, files in os.walk(checkpoint_dir):
-            for f in files:
-                rel = os.path.relpath(os.path.join(root, f), checkpoint_dir)
-                storage.put_file(os.path.join(root, f), storage.join(target, rel))
-        index = [e for e in self._index() if e["name"] != checkpoint_name]
-        index.append({"name": checkpoint_name, "metrics": dict(metrics)})
-        doomed = checkpoints_to_delete(index, keep_top_k=self.keep_top_k, score_metric=self.score_metric)
-        index = [e for e in index if e["name"] not in doomed]
-        storage.write_text(storage.join(self.run_url, INDEX_FILE), json.dumps(index, indent=2))  # index first
-        for name in doomed:
-            storage.remove(storage.join(self.run_url, name), recursive=True)
+        if checkpoint_dir is not None:
+            self.store.commit(checkpoint_dir, checkpoint_name, metrics)
 
     def checkpoint_urls(self) -> list[str]:
         """URLs of the kept checkpoints, in reporting order."""
-        return [storage.join(self.run_url, e["name"]) for e in self._index()]
+        return self.store.urls()
 
     def best_checkpoint_url(self) -> str | None:
-        index = self._index()
-        if not index:
-            return None
-        best = min(
-            reversed(index), key=lambda e: e["metrics"].get(self.score_metric, math.inf)
-        )
-        return storage.join(self.run_url, best["name"])
+        return self.store.best_url()
 
     @contextmanager
     def latest_checkpoint(self) -> Iterator[str | None]:
-        index = self._index()
-        if not index:
-            yield None
-            return
-        src = storage.join(self.run_url, index[-1]["name"])
-        tmp = tempfile.mkdtemp(prefix="rmdepth-ckpt-")
-        try:
-            fs, path = storage.filesystem(src)
-            for f in fs.find(path):
-                rel = os.path.relpath(f, path)
-                storage.get_file(storage.join(src, rel), os.path.join(tmp, rel))
-            yield tmp
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        with self.store.latest() as directory:
+            yield directory

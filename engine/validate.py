@@ -16,6 +16,7 @@ from torch import nn
 from engine.evaluate import EvalProtocol, accumulate, constant_baseline_batch, evaluate_batch
 from engine.runtime import Runtime
 from model.metrics import MetricAccumulator
+from model.nets import unwrap
 
 
 def validate(
@@ -31,8 +32,8 @@ def validate(
     `batches` yields pipeline.batch.EvalBatch; every rank must see the same number of batches (the eval loader
     pads), `max_batches` > 0 caps that number on every rank alike.
     """
-    module = getattr(nets, "module", nets)
-    depth_net = module.depth
+    depth_net = unwrap(nets).depth
+    assert isinstance(depth_net, nn.Module)
     was_training = depth_net.training
     depth_net.eval()
     acc, base = MetricAccumulator(), MetricAccumulator()

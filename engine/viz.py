@@ -74,7 +74,7 @@ def resize_rgb(image_HW3: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
     if image_HW3.shape[:2] == tuple(size_hw):
         return image_HW3
-    return np.asarray(Image.fromarray(image_HW3).resize((size_hw[1], size_hw[0]), Image.BILINEAR))
+    return np.asarray(Image.fromarray(image_HW3).resize((size_hw[1], size_hw[0]), Image.Resampling.BILINEAR))
 
 
 def image_grid(rows: list[list[np.ndarray]], *, cell_hw: tuple[int, int], pad: int = 4) -> np.ndarray:

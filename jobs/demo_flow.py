@@ -246,16 +246,16 @@ class _CheckpointWatcher:
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
     def _poll(self) -> None:
-        import json
+        from engine.checkpoint import is_checkpoint_name, read_history
 
         for name in self.names:
             run = storage.join(self.runs_url, name)
             for ck in storage.listdir(run):
-                if not ck.startswith("checkpoint_") or f"{name}/{ck}" in self.seen:
+                if not is_checkpoint_name(ck) or f"{name}/{ck}" in self.seen:
                     continue
                 self.seen.add(f"{name}/{ck}")
                 try:
-                    hist = json.loads(storage.read_text(storage.join(run, ck, "history.json")))
+                    hist = read_history(storage.join(run, ck), missing_ok=False)
                 except (OSError, ValueError):
                     self.seen.discard(f"{name}/{ck}")  # not fully written yet: look again next time
                     continue
@@ -365,7 +365,7 @@ def _pictures(state: DemoState, workdir: str) -> None:
     targets = np.linspace(1, sz.eval_frames - 2, num=min(4, sz.eval_frames - 2)).round().astype(int)
     for idx in sorted(set(targets.tolist())):
         paths = [os.path.join(image_dir, f"{i:010d}.png") for i in (idx - 1, idx, idx + 1)]
-        frames = [np.asarray(Image.open(p).convert("RGB").resize((w, h), Image.BILINEAR), np.float32) / 255.0
+        frames = [np.asarray(Image.open(p).convert("RGB").resize((w, h), Image.Resampling.BILINEAR), np.float32) / 255.0
                   for p in paths]
         frames_SCHW = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)[None]
         with torch.no_grad():

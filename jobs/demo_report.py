@@ -81,7 +81,7 @@ def _median_scaled(pred_hw: np.ndarray, true_HW: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     h, w = pred_hw.shape
-    true = np.asarray(Image.fromarray(true_HW.astype(np.float32)).resize((w, h), Image.NEAREST))
+    true = np.asarray(Image.fromarray(true_HW.astype(np.float32)).resize((w, h), Image.Resampling.NEAREST))
     valid = true > 0
     if not valid.any():
         return pred_hw

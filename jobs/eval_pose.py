@@ -20,6 +20,7 @@ import json
 import sys
 
 from jobs.cli import run_module
+from jobs.config_args import add_config_arguments, alias, resolve_config
 from jobs.errors import UsageError
 from jobs.evaluate import add_worker_arguments
 
@@ -42,22 +43,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ext.add_argument("--predictions", help="monodepth2 poses.npy: (F-1) x 4 x 4 motions, frame i -> i+1")
     ext.add_argument("--gt-poses", help="KITTI odometry poses file (e.g. poses/09.txt): 12 numbers a line")
     ext.add_argument("--json", help="write the metrics (ate_mean, ate_std, ...) to this JSON file/URL")
-    g = parser.add_argument_group("protocol")
-    g.add_argument("--track-length", type=int, default=5, help="frames per ATE snippet (default 5, monodepth2)")
-    g.add_argument("--rpe-lengths", default="100,200,300,400,500,600,700,800",
-                   help="segment lengths in metres of the devkit's relative errors (default 100,...,800)")
-    g.add_argument("--rpe-step", type=int, default=10, help="a devkit segment starts every N frames (default 10)")
+    g = parser.add_argument_group("protocol (flags are aliases of --set overrides; fields in engine/pose_eval.py PoseProtocol)")
+    add_config_arguments(g, config_help="a PoseProtocol JSON, or the metrics.json of an earlier pose evaluation",
+                         example="track_length=3")
+    alias(g, "--track-length", field="track_length", help="frames per ATE snippet (default 5, monodepth2)")
+    alias(g, "--rpe-lengths", field="rpe_lengths",
+          help="segment lengths in metres of the devkit's relative errors (default 100,...,800)")
+    alias(g, "--rpe-step", field="rpe_step", help="a devkit segment starts every N frames (default 10)")
     add_worker_arguments(parser)
 
 
 def _protocol(args: argparse.Namespace):
     from engine.pose_eval import PoseProtocol
 
-    try:
-        lengths = tuple(float(v) for v in args.rpe_lengths.split(",") if v.strip())
-        return PoseProtocol(track_length=args.track_length, rpe_lengths=lengths, rpe_step=args.rpe_step)
-    except ValueError as e:
-        raise UsageError(f"--track-length/--rpe-lengths/--rpe-step: {e}") from None
+    return resolve_config(PoseProtocol, args, base=PoseProtocol(), embedded_key="protocol", drop=PoseProtocol.DESCRIPTIVE)
 
 
 def run(args: argparse.Namespace) -> int:

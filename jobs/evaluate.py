@@ -16,50 +16,38 @@ import sys
 
 from engine.run_config import PROTOCOL_NAMES
 from jobs.cli import run_module
+from jobs.config_args import add_config_arguments, alias, resolve_config
 from jobs.errors import UsageError
 
 
 def add_protocol_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("protocol")
-    g.add_argument("--protocol", choices=PROTOCOL_NAMES, default="kitti-eigen", help="evaluation protocol (default kitti-eigen)")
-    g.add_argument(
-        "--median-scaling",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="per-image median scaling (protocol default: on); turn off for metric/stereo models",
-    )
-    g.add_argument("--scale-factor", type=float, default=None, help="fixed depth multiplier, e.g. 5.4 for stereo models (default 1)")
-    g.add_argument(
-        "--post-process",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="monodepth2 flip post-processing of the disparity (default off; checkpoints only)",
-    )
-    g.add_argument("--min-depth", type=float, default=None, help="lower GT cap and prediction clamp in metres (default 1e-3)")
-    g.add_argument("--max-depth", type=float, default=None, help="upper GT cap and prediction clamp in metres (default 80)")
-    g.add_argument("--crop", choices=("garg", "cityscapes", "none"), default=None, help="override the protocol's evaluation crop")
-    g.add_argument(
-        "--gt-top-fraction",
-        type=float,
-        default=None,
-        help="fraction of GT rows kept from the top: 0.75 for ManyDepth's full-height Cityscapes GT (the default with "
-        "--predictions); eval shards already store the cut GT (default 1)",
-    )
+    g = parser.add_argument_group("protocol (flags are aliases of --set overrides; fields in engine/evaluate.py EvalProtocol)")
+    g.add_argument("--protocol", choices=PROTOCOL_NAMES, default="",
+                   help="named evaluation protocol (default kitti-eigen)")
+    add_config_arguments(g, config_help="an EvalProtocol JSON, or the metrics.json of an earlier evaluation (its "
+                                        "protocol), instead of --protocol", example="max_depth=50")
+    alias(g, "--median-scaling", field="use_median_scaling", value="true", help="per-image median scaling (default on)")
+    alias(g, "--no-median-scaling", field="use_median_scaling", value="false", help="off, for metric/stereo models")
+    alias(g, "--scale-factor", field="scale_factor", help="fixed depth multiplier, e.g. 5.4 for stereo models (default 1)")
+    alias(g, "--post-process", field="use_post_process", value="true",
+          help="monodepth2 flip post-processing of the disparity (checkpoints only)")
+    alias(g, "--no-post-process", field="use_post_process", value="false", help="no flip post-processing (default)")
+    alias(g, "--min-depth", field="min_depth", help="lower GT cap and prediction clamp in metres (default 1e-3)")
+    alias(g, "--max-depth", field="max_depth", help="upper GT cap and prediction clamp in metres (default 80)")
+    alias(g, "--crop", field="crop", help="evaluation crop: garg, cityscapes or none (default: the protocol's)")
+    alias(g, "--gt-top-fraction", field="gt_top_fraction",
+          help="fraction of GT rows kept from the top: 0.75 for ManyDepth's full-height Cityscapes GT (the default "
+               "with --predictions); eval shards already store the cut GT (default 1)")
 
 
 def protocol_from_args(args: argparse.Namespace):
-    from engine.evaluate import make_protocol
+    """The EvalProtocol of this command line: --protocol NAME or --config FILE, then the overrides."""
+    from engine.evaluate import DESCRIPTIVE_SETTINGS, EvalProtocol, make_protocol
 
-    return make_protocol(
-        args.protocol,
-        use_median_scaling=args.median_scaling,
-        scale_factor=args.scale_factor,
-        use_post_process=args.post_process,
-        min_depth=args.min_depth,
-        max_depth=args.max_depth,
-        crop=args.crop,
-        gt_top_fraction=args.gt_top_fraction,
-    )
+    if args.config and args.protocol:
+        raise UsageError("give at most one of --protocol NAME or --config FILE")
+    base = None if args.config else make_protocol(args.protocol or "kitti-eigen")
+    return resolve_config(EvalProtocol, args, base=base, embedded_key="protocol", drop=tuple(DESCRIPTIVE_SETTINGS))
 
 
 def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,10 +127,11 @@ def _run_external(args: argparse.Namespace) -> int:
         raise UsageError("--predictions/--gt cannot be combined with --checkpoint/--data")
     from engine.evaluate import evaluate_predictions, load_map_list
 
-    if args.protocol == "cityscapes" and args.gt_top_fraction is None:
+    if args.protocol == "cityscapes":
         from engine.evaluate import MANYDEPTH_GT_TOP_FRACTION
 
-        args.gt_top_fraction = MANYDEPTH_GT_TOP_FRACTION  # external GT = ManyDepth's full-height gt_depths
+        # external GT = ManyDepth's full-height gt_depths, unless the command line says otherwise
+        args.overrides = [f"gt_top_fraction={MANYDEPTH_GT_TOP_FRACTION}", *args.overrides]
     protocol = protocol_from_args(args)
     if protocol.use_post_process:
         raise UsageError("--post-process needs a checkpoint; external predictions are evaluated as given")

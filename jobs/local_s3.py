@@ -35,6 +35,7 @@ class LocalS3:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _MOTO_SCRIPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+        assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
         if not line.isdigit():
             raise RuntimeError(f"moto server did not start (got {line!r})")
@@ -75,7 +76,8 @@ class LocalS3:
             else:
                 os.environ[k] = v
         if self.proc is not None:
-            self.proc.stdin.close()
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
             self.proc.terminate()
             self.proc.wait(timeout=10)
             self.proc = None

@@ -47,7 +47,7 @@ def predict_sequences(*, checkpoint: str, sequences, num_workers: int = 1, batch
     t0 = time.perf_counter()
     world = max(1, num_workers)
     tasks = worker_tasks(sequences, world)
-    common = dict(checkpoint=checkpoint, batch_size=batch_size, device=device,
+    common: dict[str, Any] = dict(checkpoint=checkpoint, batch_size=batch_size, device=device,
                   num_threads=max(1, int(cpus_per_worker)) if num_workers else 0)
     kwargs_list = [dict(common, rank=r, tasks=t) for r, t in enumerate(tasks) if t]
     if not kwargs_list:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     def predict(rgb: np.ndarray, name: str) -> None:
         h, w = rgb.shape[:2]
-        small = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR), dtype=np.float32) / 255.0
+        small = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
         image = torch.from_numpy(small).permute(2, 0, 1)[None].to(args.device)
         disp = predict_disparity(depth_net, image, use_post_process=args.post_process)[0]
         disp_full = resize_to(disp.cpu(), (h, w)).numpy()  # resized as disparity, like monodepth2 test_simple

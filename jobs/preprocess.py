@@ -17,63 +17,61 @@ import os
 import sys
 
 from jobs.cli import run_module
+from jobs.config_args import add_config_arguments, alias, resolve_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=("kitti", "cityscapes"), help="input dataset format")
-    p.add_argument("--input", required=True, help="dataset root: local path or s3:// URL")
+    add_config_arguments(p, config_help="a ShardConfig JSON, or the summary.json of a shard set (its recipe), "
+                                        "instead of --dataset/--input; fields see pipeline/shards/config.py",
+                         example="jpeg_quality=95")
     p.add_argument("--output", required=True, help="shard set destination: local folder or s3:// prefix")
-    p.add_argument("--eval", action="store_true",
-                   help="write single-frame evaluation shards with gt.npy instead of training triplets")
-    p.add_argument("--split", default="",
-                   help="set name used in shard file names <dataset>-<split>-%%06d.tar (default train, or test with --eval)")
-    p.add_argument("--source-split", default="",
-                   help="Cityscapes: leftImg8bit_sequence/<this> folder to read (default: --split)")
-    p.add_argument("--split-file", default="",
-                   help="text file `<folder> <frame> [l|r]` per line selecting target frames (e.g. eigen_zhou train_files.txt)")
-    p.add_argument("--exclude-scenes", default="", help="file of drive/sequence names to leave out (test scenes)")
-    p.add_argument("--cameras", default="02,03", help="KITTI cameras, comma-separated: 02 (left), 03 (right)")
-    p.add_argument("--frame-gap", type=int, default=0,
-                   help="frames between t-g, t, t+g (default: KITTI 1, Cityscapes 2)")
-    p.add_argument("--size", default="640x192", help="stored frame size WxH (default 640x192)")
-    p.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality of stored frames (default 90)")
-    p.add_argument("--samples-per-shard", type=int, default=1000, help="samples per tar shard (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the write-time shuffle across shards (default 0)")
-    p.add_argument("--min-speed", type=float, default=0.0,
-                   help="KITTI: drop targets with oxts forward speed below this many m/s (static frames); 0 = keep all")
-    p.add_argument("--crop-bottom", type=float, default=-1.0,
-                   help="fraction of image height cropped from the bottom (default: Cityscapes 0.25, KITTI 0)")
-    p.add_argument("--gt-source", default="", choices=("", "velodyne", "groundtruth", "disparity"),
-                   help="eval GT: KITTI velodyne (default) or groundtruth (proj_depth pngs); Cityscapes disparity")
-    p.add_argument("--camera-depth", action="store_true",
-                   help="KITTI velodyne GT: use camera z as depth instead of monodepth2's velodyne x (vel_depth)")
-    p.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster started when none is running")
-    p.add_argument("--no-ray", action="store_true", help="run the shard tasks in this process (debugging, tests)")
-    p.add_argument("--strict", action="store_true", help="any skipped input is fatal (exit 1)")
-    p.add_argument("--overwrite", action="store_true", help="replace a different shard set already at --output")
+    c = p.add_argument_group("shard config (each flag is an alias of a --set override; defaults in ShardConfig)")
+    alias(c, "--dataset", field="dataset", help="input dataset format: kitti or cityscapes")
+    alias(c, "--input", field="input", help="dataset root: local path or s3:// URL")
+    alias(c, "--eval", field="kind", value="eval",
+          help="write single-frame evaluation shards with gt.npy instead of training triplets")
+    alias(c, "--split", field="split",
+          help="set name used in shard file names <dataset>-<split>-%%06d.tar (default train, or test with --eval)")
+    alias(c, "--source-split", field="source_split",
+          help="Cityscapes: leftImg8bit_sequence/<this> folder to read (default: --split)")
+    alias(c, "--split-file", field="split_file",
+          help="text file `<folder> <frame> [l|r]` per line selecting target frames (e.g. eigen_zhou train_files.txt)")
+    alias(c, "--exclude-scenes", field="exclude_scenes_file", help="file of drive/sequence names to leave out")
+    alias(c, "--cameras", field="cameras", help="KITTI cameras, comma-separated: 02 (left), 03 (right)")
+    alias(c, "--frame-gap", field="frame_gap", help="frames between t-g, t, t+g (default: KITTI 1, Cityscapes 2)")
+    alias(c, "--size", field="width", to_overrides=_size_overrides, stands_for="width=W --set height=H", metavar="WxH",
+          help="stored frame size WxH (default 640x192)")
+    alias(c, "--jpeg-quality", field="jpeg_quality", help="JPEG quality of stored frames (default 90)")
+    alias(c, "--samples-per-shard", field="samples_per_shard", help="samples per tar shard (default 1000)")
+    alias(c, "--seed", field="seed", help="seed of the write-time shuffle across shards (default 0)")
+    alias(c, "--min-speed", field="min_speed",
+          help="KITTI: drop targets with oxts forward speed below this many m/s (static frames); 0 = keep all")
+    alias(c, "--crop-bottom", field="crop_bottom_frac",
+          help="fraction of image height cropped from the bottom (default: Cityscapes 0.25, KITTI 0)")
+    alias(c, "--gt-source", field="gt_source",
+          help="eval GT: KITTI velodyne (default) or groundtruth (proj_depth pngs); Cityscapes disparity")
+    alias(c, "--camera-depth", field="vel_depth", value="false",
+          help="KITTI velodyne GT: use camera z as depth instead of monodepth2's velodyne x (vel_depth)")
+    r = p.add_argument_group("run")
+    r.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray cluster started when none is running")
+    r.add_argument("--no-ray", action="store_true", help="run the shard tasks in this process (debugging, tests)")
+    r.add_argument("--strict", action="store_true", help="any skipped input is fatal (exit 1)")
+    r.add_argument("--overwrite", action="store_true", help="replace a different shard set already at --output")
+
+
+def _size_overrides(text: str) -> list[str]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected WxH, e.g. 640x192, got {text!r}") from None
+    return [f"width={w}", f"height={h}"]
 
 
 def config_from_args(args: argparse.Namespace):
-    from jobs.errors import UsageError
+    """The ShardConfig of this command line: --config (a ShardConfig or a summary.json) or the overrides alone."""
     from pipeline.shards.config import ShardConfig
 
-    try:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size must be WxH, e.g. 640x192, got {args.size!r}") from None
-    cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip())
-    if args.dataset == "cityscapes" and args.cameras == "02,03":
-        cameras = ("left",)
-    try:
-        return ShardConfig(
-            dataset=args.dataset, input=args.input, kind="eval" if args.eval else "train", split=args.split,
-            source_split=args.source_split, cameras=cameras, frame_gap=args.frame_gap, width=w, height=h,
-            jpeg_quality=args.jpeg_quality, samples_per_shard=args.samples_per_shard, seed=args.seed,
-            split_file=args.split_file, exclude_scenes_file=args.exclude_scenes, min_speed=args.min_speed,
-            crop_bottom_frac=args.crop_bottom, gt_source=args.gt_source, vel_depth=not args.camera_depth,
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    return resolve_config(ShardConfig, args, embedded_key="config")
 
 
 def _ray_runner(progress, *, workers: int):

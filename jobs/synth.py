@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         faults = tuple(parse_fault(s, args.dataset) for s in args.fault)
         if args.dataset == "kitti":
             world = WorldConfig(num_moving=args.moving_objects, ego_speed=args.speed, stop_fraction=args.stop_fraction)
-            cfg = KittiSynthConfig(
+            kitti_cfg = KittiSynthConfig(
                 num_drives=args.drives, num_frames=args.frames, size_wh=size, seed=args.seed, date=args.date,
                 first_drive=args.first_drive, fps=args.fps or 10.0, stereo=not args.no_stereo,
                 velodyne=not args.no_velodyne, truth=not args.no_truth, world=world, faults=faults,
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             world = WorldConfig(num_moving=args.moving_objects, ego_speed=args.speed, camera_height=1.22,
                                 stop_fraction=args.stop_fraction)
             cities = tuple(c.strip() for c in args.cities.split(",") if c.strip())
-            cfg = CityscapesSynthConfig(
+            cs_cfg = CityscapesSynthConfig(
                 split=args.split, cities=cities, num_sequences=args.sequences, num_frames=args.frames,
                 size_wh=size, seed=args.seed, fps=args.fps or 17.0, truth=not args.no_truth, world=world,
                 faults=faults,
@@ -125,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.dataset == "kitti":
-        summary = synth.write_kitti(args.out, cfg, workers=args.workers)
+        summary = synth.write_kitti(args.out, kitti_cfg, workers=args.workers)
     else:
-        summary = synth.write_cityscapes(args.out, cfg, workers=args.workers)
+        summary = synth.write_cityscapes(args.out, cs_cfg, workers=args.workers)
     if not args.quiet:
         print(json.dumps(summary, default=float))
     return 0

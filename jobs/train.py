@@ -22,7 +22,9 @@ import sys
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from jobs import config_args
 from jobs.cli import run_module
+from jobs.config_args import add_config_arguments, alias
 from jobs.errors import JobError, UsageError
 
 # Environment variables forwarded to the Ray workers (no secrets: credentials must already be in the workers' env).
@@ -32,15 +34,19 @@ FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_EC
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="", help="named preset (see --list-presets), e.g. tiny_cpu, kitti_640x192")
-    parser.add_argument("--config", default="", help="a RunConfig JSON file (e.g. config.json of a checkpoint) instead of --preset")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. --set optim.lr=2e-4 (repeatable)")
-    parser.add_argument("--name", default="", help="run name (default: the config's name); the same name resumes the run")
+    add_config_arguments(parser, config_help="a RunConfig JSON file (e.g. config.json of a checkpoint) instead of "
+                                             "--preset", example="optim.lr=2e-4")
+    alias(parser, "--name", field="name",
+          help="run name (default: the config's name); the same name resumes the run")
     parser.add_argument("--storage-path", default="",
                         help="where runs live: local dir or s3://bucket/prefix (default: $RMDEPTH_STORAGE or ./runs)")
-    parser.add_argument("--num-workers", type=int, default=0, help="training workers (default: scaling.num_workers)")
-    parser.add_argument("--elastic", default="", metavar="MIN,MAX", help="elastic worker range, e.g. 1,4")
-    parser.add_argument("--use-gpu", action="store_true", help="one GPU per worker (NCCL)")
+    alias(parser, "--num-workers", field="scaling.num_workers", metavar="N",
+          to_overrides=lambda n: [f"scaling.num_workers={n}", "scaling.min_workers=0", "scaling.max_workers=0"],
+          stands_for="scaling.num_workers=N --set scaling.min_workers=0 --set scaling.max_workers=0",
+          help="a fixed number of training workers")
+    alias(parser, "--elastic", field="scaling.min_workers", metavar="MIN,MAX", to_overrides=_elastic_overrides,
+          stands_for="scaling.min_workers=MIN --set scaling.max_workers=MAX", help="elastic worker range, e.g. 1,4")
+    alias(parser, "--use-gpu", field="scaling.use_gpu", value="true", help="one GPU per worker (NCCL)")
     parser.add_argument("--address", default="", help="Ray address (default: $RAY_ADDRESS, else a local Ray instance)")
     parser.add_argument("--tensorboard-dir", default="", help="local TensorBoard dir of rank 0 (also copied under the run)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config JSON and exit")
@@ -64,36 +70,22 @@ class TrainResult:
     """The pretraining stage, when the config has one."""
 
 
+def _elastic_overrides(text: str) -> list[str]:
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"expected MIN,MAX, got {text!r}") from None
+    return [f"scaling.min_workers={lo}", f"scaling.max_workers={hi}"]
+
+
 def resolve_config(args: argparse.Namespace):
+    """The RunConfig of this command line: --preset NAME or --config FILE, then the overrides in order."""
     from configs.presets import get_preset
-    from engine.config_io import apply_overrides, from_json
     from engine.run_config import RunConfig
-    from pipeline import storage
 
     if bool(args.preset) == bool(args.config):
         raise UsageError("give exactly one of --preset NAME or --config FILE")
-    if args.preset:
-        cfg = get_preset(args.preset)
-    else:
-        if not storage.exists(args.config):
-            raise FileNotFoundError(f"--config {args.config}: no such file")
-        cfg = from_json(RunConfig, storage.read_text(args.config))
-    cfg = apply_overrides(cfg, list(args.overrides))
-    scaling = cfg.scaling
-    if args.num_workers:
-        scaling = replace(scaling, num_workers=args.num_workers, min_workers=0, max_workers=0)
-    if args.elastic:
-        try:
-            lo, hi = (int(v) for v in args.elastic.split(","))
-        except ValueError as e:
-            raise UsageError(f"--elastic {args.elastic!r}: expected MIN,MAX") from e
-        scaling = replace(scaling, min_workers=lo, max_workers=hi)
-    if args.use_gpu:
-        scaling = replace(scaling, use_gpu=True)
-    cfg = replace(cfg, scaling=scaling)
-    if args.name:
-        cfg = replace(cfg, name=args.name)
-    return cfg
+    return config_args.resolve_config(RunConfig, args, base=get_preset(args.preset) if args.preset else None)
 
 
 def default_storage_path() -> str:
@@ -220,6 +212,7 @@ def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str) -> Tra
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from engine.checkpoint import read_history
     from engine.config_io import to_json
     from pipeline import storage
     from pipeline.version import code_version
@@ -236,13 +229,15 @@ def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str) -> Tra
             "tensorboard_dir": tensorboard_dir,
             "tensorboard_upload_url": storage.join(storage_path, name, "tensorboard"),
         },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=workers,
+        # Ray Train V2 (the default of the pinned Ray) picks ray.train.ScalingConfig/RunConfig at import time
+        # (elastic (min, max) workers, worker_runtime_env); type checkers see the V1 (ray.air) signatures.
+        scaling_config=ray.train.ScalingConfig(  # type: ignore[call-arg]
+            num_workers=workers,  # type: ignore[arg-type]
             use_gpu=sc.use_gpu,
             resources_per_worker=resources,
             elastic_resize_monitor_interval_s=sc.resize_check_interval_s,
         ),
-        run_config=ray.train.RunConfig(
+        run_config=ray.train.RunConfig(  # type: ignore[call-arg]
             name=name,
             storage_path=storage_path,
             failure_config=ray.train.FailureConfig(max_failures=sc.max_failures),
@@ -267,9 +262,7 @@ def _train_stage(cfg, name: str, storage_path: str, tensorboard_dir: str) -> Tra
     scored = [(s, ck) for s, ck in scored if s is not None and math.isfinite(s)]
     if scored:
         best = url(min(scored, key=lambda t: t[0])[1])
-    history: dict[str, list] = {"train": [], "val": []}
-    if latest is not None and storage.exists(storage.join(latest, "history.json")):
-        history = json.loads(storage.read_text(storage.join(latest, "history.json")))
+    history = read_history(latest) if latest is not None else {"train": [], "val": []}
     final_step = int(result.metrics.get("step", 0)) if result.metrics else 0
     return TrainResult(
         run_name=name,

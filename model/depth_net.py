@@ -15,6 +15,8 @@ layers (DepthNetConfig.norm, BatchNorm by default) after encoder/decoder conv bl
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 
@@ -119,8 +121,8 @@ def init_heads(heads: nn.ModuleList, cfg: DepthNetConfig) -> None:
         return
     bias = disp_logit(cfg.init_depth, min_depth=cfg.min_depth, max_depth=cfg.max_depth)
     for head in heads:
-        conv = head if isinstance(head, nn.Conv2d) else head[-1]
-        nn.init.constant_(conv.bias, bias)
+        conv = head if isinstance(head, nn.Conv2d) else cast(nn.Conv2d, cast(nn.Sequential, head)[-1])
+        nn.init.constant_(cast(torch.Tensor, conv.bias), bias)
 
 
 def num_parameters(module: nn.Module) -> int:

@@ -79,24 +79,25 @@ class RMU(nn.Module):
         self.conv_c = nn.Conv2d(ch + ch, ch, 3, padding=1)
 
     def forward(self, feat_BCHW: torch.Tensor, h_BCHW: torch.Tensor) -> torch.Tensor:
-        feat_mod = a_feat = None
         if self.conv_a is None:
-            feat_mod = torch.tanh(self.conv_b(feat_BCHW))  # no modulation: F' is the same at every step
-        else:
-            # conv_a(cat[F, h]) = conv(F; W_F) + conv(h; W_h) (convolution is linear): the F half is the same at
-            # every step, so it is computed once. Same parameters and result as the concat form, fewer FLOPs.
-            ce = feat_BCHW.shape[1]
-            a_feat = F.conv2d(feat_BCHW, self.conv_a.weight[:, :ce], self.conv_a.bias, padding=1)
+            f_prime = torch.tanh(self.conv_b(feat_BCHW))  # no modulation: F' is the same at every step
+            for _ in range(self.steps):
+                h_BCHW = self._update(h_BCHW, f_prime)
+            return h_BCHW
+        # conv_a(cat[F, h]) = conv(F; W_F) + conv(h; W_h) (convolution is linear): the F half is the same at
+        # every step, so it is computed once. Same parameters and result as the concat form, fewer FLOPs.
+        ce = feat_BCHW.shape[1]
+        a_feat = F.conv2d(feat_BCHW, self.conv_a.weight[:, :ce], self.conv_a.bias, padding=1)
         for _ in range(self.steps):
-            if self.conv_a is None:
-                f_prime = feat_mod
-            else:
-                a = a_feat + F.conv2d(h_BCHW, self.conv_a.weight[:, ce:], None, padding=1)
-                w, b = a.chunk(2, dim=1)
-                f_prime = torch.tanh(self.conv_b(w * feat_BCHW + b))
-            z = torch.sigmoid(self.conv_c(torch.cat([h_BCHW, f_prime], dim=1)))
-            h_BCHW = (1.0 - z) * h_BCHW + z * f_prime
+            a = a_feat + F.conv2d(h_BCHW, self.conv_a.weight[:, ce:], None, padding=1)
+            w, b = a.chunk(2, dim=1)
+            h_BCHW = self._update(h_BCHW, torch.tanh(self.conv_b(w * feat_BCHW + b)))
         return h_BCHW
+
+    def _update(self, h_BCHW: torch.Tensor, f_prime_BCHW: torch.Tensor) -> torch.Tensor:
+        """The gated update h <- (1 - z) h + z F', z = sigmoid(conv_c(cat[h, F']))."""
+        z = torch.sigmoid(self.conv_c(torch.cat([h_BCHW, f_prime_BCHW], dim=1)))
+        return (1.0 - z) * h_BCHW + z * f_prime_BCHW
 
 
 class ConcatFusion(nn.Module):

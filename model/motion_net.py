@@ -18,6 +18,8 @@ own warps, not through the motion net's input.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -71,11 +73,12 @@ class PoseDecoder(nn.Module):
         )
         _kaiming_init(self.convs)
         if init_forward_motion:
-            out = self.convs[-1]
+            out = cast(nn.Conv2d, self.convs[-1])
+            bias = cast(torch.Tensor, out.bias)
             with torch.no_grad():
                 out.weight.mul_(0.1)
-                out.bias.zero_()
-                out.bias[5] = -init_forward_motion / translation_scale  # T_earlier->later: points come closer (-z)
+                bias.zero_()
+                bias[5] = -init_forward_motion / translation_scale  # T_earlier->later: points come closer (-z)
 
     def forward(self, feat_BCHW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out_B6 = self.convs(feat_BCHW).mean(dim=(2, 3)) * self.scale_6
@@ -91,7 +94,7 @@ class MotionLevel(nn.Module):
         self.out = nn.Conv2d(width, 3, 3, padding=1)
         _kaiming_init(self.convs)
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        nn.init.zeros_(cast(torch.Tensor, self.out.bias))
 
     def forward(self, feat_BCHW: torch.Tensor, up_B3HW: torch.Tensor) -> torch.Tensor:
         return up_B3HW + self.out(self.convs(torch.cat([feat_BCHW, up_B3HW], dim=1)))

@@ -32,7 +32,7 @@ class NetOutputs(NamedTuple):
     motion disabled, or burn-in scale 0: no work is done for a field that would be multiplied by zero)."""
 
 
-def build_depth_net(cfg: DepthNetConfig) -> nn.Module:
+def build_depth_net(cfg: DepthNetConfig) -> DepthNet | ResNetDepthNet:
     return ResNetDepthNet(cfg) if cfg.arch == "resnet18" else DepthNet(cfg)
 
 
@@ -41,8 +41,8 @@ class RMDepthNets(nn.Module):
 
     def __init__(self, depth_cfg: DepthNetConfig, motion_cfg: MotionNetConfig) -> None:
         super().__init__()
-        self.depth = build_depth_net(depth_cfg)
-        self.motion = MotionNet(motion_cfg)
+        self.depth: DepthNet | ResNetDepthNet = build_depth_net(depth_cfg)
+        self.motion: MotionNet = MotionNet(motion_cfg)
 
     def forward(self, frames_aug_BSCHW: torch.Tensor, K_B33: torch.Tensor, motion_scale: float = 1.0) -> NetOutputs:
         """Depth of the target, camera motion target->prev and target->next, and (when on) object motion.

@@ -26,7 +26,7 @@ from model.losses import (
     ssim_stats,
     velocity_loss,
 )
-from model.nets import NetOutputs, unwrap
+from model.nets import NetOutputs, RMDepthNets, unwrap
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +109,7 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         if cfg.motion_regularizer == "li_sparsity":
             motion_reg = cfg.li_smoothness_weight * li_motion_regularizer(out.motion_B3HW, total)
         else:
+            assert full0 is not None  # set at scale 0
             outliers = _outliers(out, sources, poses, full0, K, target, stats, cfg)
             outlier_fraction = float(outliers.mean())
             motion_reg = cfg.motion_reg_weight * outlier_aware_regularizer(out.motion_B3HW, total, outliers)
@@ -191,7 +192,9 @@ def visuals(out: NetOutputs, K_B33: torch.Tensor) -> Visuals:
 def forward_loss(nets: nn.Module, batch, cfg: LossConfig, *, step: int, total_steps: int = 0) -> StepOutput:
     """Forward both networks on a batch of triplets (nets may be DDP-wrapped; its forward is called once) and
     compute the loss; `step`/`total_steps` place the object-motion burn-in."""
-    depth_cfg = unwrap(nets).depth.cfg
+    inner = unwrap(nets)
+    assert isinstance(inner, RMDepthNets), f"forward_loss expects RMDepthNets (or a wrapper), got {type(inner).__name__}"
+    depth_cfg = inner.depth.cfg
     motion_scale = cfg.motion_scale(step, total_steps)
     out: NetOutputs = nets(batch.frames_aug_BSCHW, batch.K_B33, motion_scale)
     loss, logs = compute_loss(out, batch, cfg, min_depth=depth_cfg.min_depth, max_depth=depth_cfg.max_depth,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def resize_K(K_33: np.ndarray, src_wh: tuple[int, int], dst_wh: tuple[int, int]) -> np.ndarray:
+def resize_K(K_33: np.ndarray, src_wh: tuple[float, float], dst_wh: tuple[float, float]) -> np.ndarray:
     sx = dst_wh[0] / src_wh[0]
     sy = dst_wh[1] / src_wh[1]
     K = np.array(K_33, dtype=np.float64).copy()

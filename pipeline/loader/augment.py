@@ -60,7 +60,7 @@ def identity_params(n: int) -> AugmentParams:
     return AugmentParams(flip_N=np.zeros(n, dtype=bool), roi_N4=roi, color_N4=color)
 
 
-def sample_params(cfg: AugmentConfig, *, seed: int, epoch: int, sample_ids: Sequence[int]) -> AugmentParams:
+def sample_params(cfg: AugmentConfig, *, seed: int, epoch: int, sample_ids: Sequence[int] | np.ndarray) -> AugmentParams:
     """Draw the parameters of each sample in `sample_ids` (deterministic per (seed, epoch, sample id))."""
     n = len(sample_ids)
     if not cfg.enabled or n == 0:

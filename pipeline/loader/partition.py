@@ -54,7 +54,7 @@ def train_order(shard_of_N: np.ndarray, *, seed: int, epoch: int, shuffle: bool,
     if not shuffle:
         return np.arange(n)
     rng = np.random.default_rng([seed & 0xFFFFFFFF, epoch, 0x5EED])
-    blocks = []
+    blocks: list[np.ndarray] = []
     for s in np.unique(shard_of_N):
         ids = rng.permutation(np.flatnonzero(shard_of_N == s))
         blocks.extend(ids[i : i + block] for i in range(0, len(ids), block))

@@ -105,6 +105,7 @@ class _TrainDataset(torch.utils.data.Dataset):
             x = augment.resize_roi_flip(img, roi_4=roi, flip=flip, dst_wh=self.dst_wh)
             plain.append(x)
             aug.append(augment.color_twist_HWC(x, color))
+        assert src_wh is not None
         K = augment.adjust_K(
             _k33(self.reader.read(e, "k.f32")), src_wh=src_wh, roi_4=roi, flip=flip, dst_wh=self.dst_wh
         )

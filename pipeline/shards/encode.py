@@ -63,9 +63,9 @@ def decode_frame(url: str, *, size_wh: tuple[int, int], crop_bottom: int) -> Ima
     if not data:
         raise DecodeError(url, "empty file (0 bytes)")
     try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
-        im = im.convert("RGB")
+        opened = Image.open(io.BytesIO(data))
+        opened.load()
+        im = opened.convert("RGB")
     except (OSError, SyntaxError, ValueError) as e:
         raise DecodeError(url, f"corrupt or truncated image ({e})") from e
     expected = (size_wh[0], size_wh[1] + crop_bottom)
@@ -78,7 +78,7 @@ def decode_frame(url: str, *, size_wh: tuple[int, int], crop_bottom: int) -> Ima
 
 def encode_jpeg(im: Image.Image, *, size_wh: tuple[int, int], quality: int) -> bytes:
     if im.size != tuple(size_wh):
-        im = im.resize(tuple(size_wh), Image.BILINEAR)
+        im = im.resize((size_wh[0], size_wh[1]), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     im.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -118,8 +118,9 @@ def encode_triplet(t: Triplet, *, stored_wh: tuple[int, int], quality: int, cach
     orig_wh = (t.size_wh[0], t.size_wh[1] + t.crop_bottom)
     meta = TripletMeta(
         key=t.key, dataset=t.dataset, split=t.split, sequence=t.sequence, camera=t.camera,
-        frame_ids=tuple(f.index for f in t.frames), sources=tuple(f.path for f in t.frames),
-        orig_size_wh=orig_wh, stored_size_wh=tuple(stored_wh), T_target_to_frames=t.T_target_to_frames,
+        frame_ids=(t.frames[0].index, t.frames[1].index, t.frames[2].index),
+        sources=(t.frames[0].path, t.frames[1].path, t.frames[2].path),
+        orig_size_wh=orig_wh, stored_size_wh=(stored_wh[0], stored_wh[1]), T_target_to_frames=t.T_target_to_frames,
     )
     components = [("prev.jpg", jpgs[0]), ("tgt.jpg", jpgs[1]), ("next.jpg", jpgs[2]),
                   ("k.f32", K_33.astype("<f4").tobytes()), ("meta.json", meta.to_json())]
@@ -138,7 +139,7 @@ def encode_eval(f: EvalFrame, *, stored_wh: tuple[int, int], quality: int, gt_HW
     vel_depth = f.extra.get("vel_depth") if f.gt_source == "velodyne" else None
     meta = EvalMeta(
         key=f.key, dataset=f.dataset, split=f.split, sequence=f.sequence, camera=f.camera, frame_id=f.frame.index,
-        source=f.frame.path, orig_size_wh=orig_wh, crop_bottom=f.crop_bottom, stored_size_wh=tuple(stored_wh),
+        source=f.frame.path, orig_size_wh=orig_wh, crop_bottom=f.crop_bottom, stored_size_wh=(stored_wh[0], stored_wh[1]),
         gt_size_wh=gt_wh, gt_source=f.gt_source, vel_depth=vel_depth,
     )
     buf = io.BytesIO()

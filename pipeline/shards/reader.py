@@ -65,7 +65,9 @@ def iter_tar_samples(tar_url: str) -> Iterator[tuple[str, dict[str, bytes]]]:
                 yield key, parts
                 parts = {}
             key = k
-            parts[comp] = tar.extractfile(m).read()
+            member = tar.extractfile(m)
+            assert member is not None  # a regular file (checked above)
+            parts[comp] = member.read()
     if key is not None:
         yield key, parts
 

@@ -174,7 +174,8 @@ def list_triplets(cfg: ShardConfig) -> Listing:
                 continue
             listing.records.append(Triplet(
                 dataset="cityscapes", split=cfg.split, sequence=snip.sequence, camera=CAMERA,
-                frames=tuple(FrameRef(path=snip.frames[i], index=i) for i in (t - g, t, t + g)),
+                frames=(FrameRef(path=snip.frames[t - g], index=t - g), FrameRef(path=snip.frames[t], index=t),
+                        FrameRef(path=snip.frames[t + g], index=t + g)),
                 K_33=K, size_wh=size_wh, crop_bottom=crop,
             ))
     if split is not None:
@@ -196,8 +197,8 @@ def list_eval_frames(cfg: ShardConfig) -> Listing:
         if snip.sequence in excluded:
             listing.count("excluded_snippets")
             continue
-        disp = _parse_names(storage.join(cfg.input, "disparity", cfg.source_split, snip.city), "disparity")
-        disp = disp.get((snip.city, snip.sequence.rsplit("_", 1)[1]), {})
+        names = _parse_names(storage.join(cfg.input, "disparity", cfg.source_split, snip.city), "disparity")
+        disp = names.get((snip.city, snip.sequence.rsplit("_", 1)[1]), {})
         wanted = sorted(n for n in snip.frames if n in disp) if split is None else [
             e.frame for e in split.get(snip.sequence, []) if min(snip.frames) <= e.frame <= max(snip.frames)]
         if not wanted:

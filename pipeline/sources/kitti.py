@@ -69,7 +69,7 @@ def _K_tuple(K_33: np.ndarray):
     return tuple(tuple(float(v) for v in row) for row in K_33)
 
 
-def _split_targets(cfg: ShardConfig) -> tuple[dict[tuple[str, str], list[SplitEntry]], list[SplitEntry]] | None:
+def _split_targets(cfg: ShardConfig) -> dict[tuple[str, str], list[SplitEntry]] | None:
     if not cfg.split_file:
         return None
     by_seq: dict[tuple[str, str], list[SplitEntry]] = {}
@@ -108,8 +108,8 @@ def list_triplets(cfg: ShardConfig) -> Listing:
     if split is not None:
         for (seq, cam), entries in split.items():
             if (seq, cam) not in seen and normalize_scene(seq) not in excluded:
-                for e in entries:
-                    listing.skipped.append(SkippedInput(file=f"{cfg.split_file}:{e.line}", stage="split", sequence=seq,
+                for entry in entries:
+                    listing.skipped.append(SkippedInput(file=f"{cfg.split_file}:{entry.line}", stage="split", sequence=seq,
                                                         reason=f"drive {seq} (camera {cam}) not found in the input or its calibration failed"))
     return listing
 
@@ -145,8 +145,8 @@ class _DrivePoses:
 
     def motion(self, frames: tuple[int, int, int]) -> tuple[float, ...] | None:
         """Triplet.T_target_to_frames of (prev, tgt, next), or None if an oxts record is missing or unreadable."""
-        poses = [self.pose(f) for f in frames]
-        if any(p is None for p in poses):
+        poses = [p for p in (self.pose(f) for f in frames) if p is not None]
+        if len(poses) != len(frames):
             return None
         mats = [oxts.relative_motion(poses[1], p) for p in poses]
         return tuple(float(v) for m in mats for v in m.reshape(-1))
@@ -191,7 +191,8 @@ def _drive_triplets(cfg: ShardConfig, listing: Listing, *, seq: str, cam: str, i
                 continue
         listing.records.append(Triplet(
             dataset="kitti", split=cfg.split, sequence=seq, camera=cam,
-            frames=tuple(FrameRef(path=frames[i], index=i) for i in (t - g, t, t + g)),
+            frames=(FrameRef(path=frames[t - g], index=t - g), FrameRef(path=frames[t], index=t),
+                    FrameRef(path=frames[t + g], index=t + g)),
             K_33=_K_tuple(K_33), size_wh=(w, h - crop), crop_bottom=crop,
             T_target_to_frames=poses.motion((t - g, t, t + g)),
         ))
@@ -218,7 +219,7 @@ def list_eval_frames(cfg: ShardConfig) -> Listing:
                 for cam in cfg.cameras:
                     for t in sorted(list_numbered(storage.join(root, date, drive, f"image_{cam}", "data"))):
                         wanted.append((f"{date}/{drive}", cam, t, ""))
-    intr_cache: dict[str, object] = {}
+    intr_cache: dict[str, dict[str, tuple[np.ndarray, tuple[int, int]]] | Exception] = {}
     frame_cache: dict[tuple[str, str], tuple[dict[int, str], dict[int, str]]] = {}
     for seq, cam, t, where in wanted:
         date = seq.split("/")[0]

@@ -211,52 +211,11 @@ def _write_drive(out_dir: str, cfg: KittiSynthConfig, i: int, n: int, on_frame=N
     if cfg.stereo:
         cams["03"] = cams["02"]
     root = f"{date}/{name}"
-    stamps = [_timestamp(base, float(t)) for t in times]
-    for cam in cams:
-        writer.write_text(f"{root}/image_{cam}/timestamps.txt", "\n".join(stamps) + "\n")
-    if cfg.velodyne:
-        writer.write_text(f"{root}/velodyne_points/timestamps.txt", "\n".join(stamps) + "\n")
-        writer.write_text(f"{root}/velodyne_points/timestamps_start.txt",
-                          "\n".join(_timestamp(base, float(t) - 0.0497) for t in times) + "\n")
-        writer.write_text(f"{root}/velodyne_points/timestamps_end.txt",
-                          "\n".join(_timestamp(base, float(t) + 0.0518) for t in times) + "\n")
-    writer.write_text(f"{root}/oxts/timestamps.txt",
-                      "\n".join(_timestamp(base, float(t) - 0.0042) for t in times) + "\n")
-    writer.write_text(f"{root}/oxts/dataformat.txt", OXTS_DATAFORMAT)
+    _write_timestamps(writer, root, base, times, cameras=tuple(cams), velodyne=cfg.velodyne)
     num_moving_px = 0
     for k, t in enumerate(times):
-        t = float(t)
-        T_rect0 = world.rig_pose(t)
-        for cam, camera in cams.items():
-            pose = T_rect0 @ rig.T_rect0_cam(cam)
-            frame = camera.render(pose, t)
-            png = png_bytes(frame.rgb_HW3)
-            if any(f.kind == "corrupt-png" and f.drive == drive_number and f.frame == k
-                   and f.camera == f"image_{cam}" for f in cfg.faults):
-                png = faults_mod.garble_png(png)
-            writer.write(f"{root}/image_{cam}/data/{k:010d}.png", png)
-            if cam == "02":
-                num_moving_px += int(frame.moving_HW.sum())
-            if cfg.truth:
-                writer.write(
-                    f"{root}/rmdepth_truth/image_{cam}/{k:010d}.npz",
-                    npz_bytes(
-                        depth=frame.depth_HW,
-                        moving=frame.moving_HW,
-                        instance=frame.instance_HW.astype(np.int32),
-                        sky=frame.sky_HW,
-                        pose_cam_to_world=pose,
-                        K=rig.K,
-                        time_s=np.float64(t),
-                    ),
-                )
-        if cfg.velodyne:
-            pts = scan_lidar(world, T_rect0 @ rig.T_rect0_velo, lidar_dirs, t)
-            data = pts.astype("<f4").tobytes()
-            if any(f.kind == "empty-velodyne" and f.drive == drive_number and f.frame == k for f in cfg.faults):
-                data = b""
-            writer.write(f"{root}/velodyne_points/data/{k:010d}.bin", data)
-        writer.write_text(f"{root}/oxts/data/{k:010d}.txt", _oxts_line(world, rig, t, heading0) + "\n")
+        num_moving_px += _write_frame(writer, root, cfg, rig, world, cams, lidar_dirs, drive_number=drive_number,
+                                      k=k, t=float(t), heading0=heading0)
         if on_frame is not None:
             on_frame()
     if cfg.truth:
@@ -273,6 +232,54 @@ def _write_drive(out_dir: str, cfg: KittiSynthConfig, i: int, n: int, on_frame=N
     return {"drive": name, "num_frames": n,
             "moving_pixel_fraction": float(num_moving_px / (n * np.prod(cfg.size_wh))),
             "num_files": writer.num_files, "num_bytes": writer.num_bytes}
+
+
+def _write_timestamps(writer: TreeWriter, root: str, base: dt.datetime, times: np.ndarray, *,
+                      cameras: tuple[str, ...], velodyne: bool) -> None:
+    """The drive's timestamps files (cameras, velodyne start/end of sweep, oxts) and oxts/dataformat.txt."""
+    stamps = [_timestamp(base, float(t)) for t in times]
+    for cam in cameras:
+        writer.write_text(f"{root}/image_{cam}/timestamps.txt", "\n".join(stamps) + "\n")
+    if velodyne:
+        writer.write_text(f"{root}/velodyne_points/timestamps.txt", "\n".join(stamps) + "\n")
+        writer.write_text(f"{root}/velodyne_points/timestamps_start.txt",
+                          "\n".join(_timestamp(base, float(t) - 0.0497) for t in times) + "\n")
+        writer.write_text(f"{root}/velodyne_points/timestamps_end.txt",
+                          "\n".join(_timestamp(base, float(t) + 0.0518) for t in times) + "\n")
+    writer.write_text(f"{root}/oxts/timestamps.txt",
+                      "\n".join(_timestamp(base, float(t) - 0.0042) for t in times) + "\n")
+    writer.write_text(f"{root}/oxts/dataformat.txt", OXTS_DATAFORMAT)
+
+
+def _write_frame(writer: TreeWriter, root: str, cfg: KittiSynthConfig, rig: KittiRig, world, cams: dict,
+                 lidar_dirs: np.ndarray | None, *, drive_number: int, k: int, t: float, heading0: float) -> int:
+    """Frame `k` (time `t`) of a drive: every camera's png (+ truth npz), the velodyne scan, the oxts record.
+    Returns the number of moving pixels in camera 02."""
+    num_moving_px = 0
+    T_rect0 = world.rig_pose(t)
+    for cam, camera in cams.items():
+        pose = T_rect0 @ rig.T_rect0_cam(cam)
+        frame = camera.render(pose, t)
+        png = png_bytes(frame.rgb_HW3)
+        if any(f.kind == "corrupt-png" and f.drive == drive_number and f.frame == k
+               and f.camera == f"image_{cam}" for f in cfg.faults):
+            png = faults_mod.garble_png(png)
+        writer.write(f"{root}/image_{cam}/data/{k:010d}.png", png)
+        if cam == "02":
+            num_moving_px += int(frame.moving_HW.sum())
+        if cfg.truth:
+            writer.write(f"{root}/rmdepth_truth/image_{cam}/{k:010d}.npz",
+                         npz_bytes(depth=frame.depth_HW, moving=frame.moving_HW,
+                                   instance=frame.instance_HW.astype(np.int32), sky=frame.sky_HW,
+                                   pose_cam_to_world=pose, K=rig.K, time_s=np.float64(t)))
+    if lidar_dirs is not None:
+        pts = scan_lidar(world, T_rect0 @ rig.T_rect0_velo, lidar_dirs, t)
+        data = pts.astype("<f4").tobytes()
+        if any(f.kind == "empty-velodyne" and f.drive == drive_number and f.frame == k for f in cfg.faults):
+            data = b""
+        writer.write(f"{root}/velodyne_points/data/{k:010d}.bin", data)
+    writer.write_text(f"{root}/oxts/data/{k:010d}.txt", _oxts_line(world, rig, t, heading0) + "\n")
+    return num_moving_px
 
 
 def _frames_per_drive(cfg: KittiSynthConfig) -> list[int]:

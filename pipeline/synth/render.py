@@ -12,6 +12,7 @@ footprint (octaves shorter than ~3 pixel footprints fade to their mean), so a su
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ def cast(world: World, origin_3: np.ndarray, dirs_3RC: np.ndarray, time: float, 
     with np.errstate(divide="ignore", invalid="ignore"):
         t_ground = np.where(d[1] > 1e-6, np.float32(-o[1]) / d[1], np.inf).astype(np.float32)
     best_t = np.minimum(t_ground, np.float32(max_t))
-    best_box = np.full((rows, cols), -1, dtype=np.int32)
+    best_box: np.ndarray = np.full((rows, cols), -1, dtype=np.int32)
 
     lo, hi = world.boxes_at(time)
     if slices_N4 is None:
@@ -128,7 +129,8 @@ def cast(world: World, origin_3: np.ndarray, dirs_3RC: np.ndarray, time: float, 
         hi_o = (hi - o).astype(np.float32)
         for i in np.nonzero(near_enough & nonempty)[0]:
             r0, r1, c0, c1 = slices_N4[i]
-            tnear = tfar = None
+            tnear: Any = None
+            tfar: Any = None
             for a in range(3):
                 iv = inv[a, r0:r1, c0:c1]
                 t1 = lo_o[i, a] * iv

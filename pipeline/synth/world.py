@@ -11,6 +11,7 @@ yaw(t) about the Y axis (positive = towards +X, i.e. turning right).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -128,50 +129,108 @@ def _trajectory(cfg: WorldConfig, duration: float, rng: np.random.Generator) -> 
     return t, np.stack([x, z, yaw], axis=1)
 
 
+class _Boxes:
+    """The boxes of a world under construction (one row per box; a car is two boxes of one object)."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.lo: list[Any] = []
+        self.hi: list[Any] = []
+        self.speed: list[float] = []
+        self.mat: list[int] = []
+        self.colour: list[Any] = []
+        self.pattern: list[Any] = []
+        self.obj: list[int] = []
+
+    def add(self, lo3, hi3, m, col, pat=(3.0, 0.5), v=0.0, same_object=False) -> None:
+        self.obj.append(self.obj[-1] if same_object else (self.obj[-1] + 1 if self.obj else 0))
+        self.lo.append(lo3)
+        self.hi.append(hi3)
+        self.mat.append(m)
+        self.colour.append(col)
+        self.pattern.append(pat)
+        self.speed.append(v)
+
+    def car(self, xc: float, zc: float, v: float) -> None:
+        """A body box and a narrower, shorter cabin box on top (one object)."""
+        rng = self.rng
+        length, width, height = rng.uniform(3.8, 4.8), rng.uniform(1.7, 1.9), rng.uniform(1.4, 1.6)
+        body = height * rng.uniform(0.55, 0.65)
+        col = rng.uniform(0.1, 0.8, size=3) * rng.uniform(0.6, 1.0)
+        self.add([xc - width / 2, -body, zc - length / 2], [xc + width / 2, 0.0, zc + length / 2], MAT_CAR, col,
+                 (body, 0.0), v)
+        cab_len = length * rng.uniform(0.45, 0.55)
+        cab_z = zc + (rng.uniform(-0.15, 0.05) * length) * (1 if v >= 0 else -1)
+        self.add([xc - width / 2 + 0.08, -height, cab_z - cab_len / 2],
+                 [xc + width / 2 - 0.08, -body, cab_z + cab_len / 2], MAT_CABIN, col, (height - body, 0.0), v,
+                 same_object=True)
+
+
 def make_world(cfg: WorldConfig, *, duration: float, seed: int) -> World:
     """A street long enough for `duration` seconds of driving plus the view ahead."""
     rng = np.random.default_rng(seed)
     traj_t, traj = _trajectory(cfg, duration, rng)
     z_end = float(traj[-1, 1])
     z_min, z_max = -40.0, z_end + 220.0
-    lo, hi, speed, mat, colour, pattern, obj = [], [], [], [], [], [], []
-
-    def add(lo3, hi3, m, col, pat=(3.0, 0.5), v=0.0, same_object=False):
-        obj.append(obj[-1] if same_object else (obj[-1] + 1 if obj else 0))
-        lo.append(lo3)
-        hi.append(hi3)
-        mat.append(m)
-        colour.append(col)
-        pattern.append(pat)
-        speed.append(v)
-
-    # Building blocks on both sides: varying setback, length, height, colour and window grid; some gaps.
+    boxes = _Boxes(rng)
     for side in (-1.0, 1.0):
-        z = z_min
+        _buildings(boxes, side, z_min, z_max)
+    _street_furniture(boxes, cfg, z_min, z_max)
+    for side in (-1.0, 1.0):  # parked cars along both curbs
+        z = z_min + rng.uniform(0, 5)
         while z < z_max:
-            length = rng.uniform(8.0, 30.0)
-            if rng.random() < 0.15:
-                z += rng.uniform(3.0, 10.0)  # a gap between blocks: the view goes deeper there
-                continue
-            setback = ROAD_HALF_WIDTH + rng.uniform(2.5, 8.0)
-            depth = rng.uniform(8.0, 15.0)
-            height = rng.uniform(6.0, 24.0)
-            x0, x1 = (setback, setback + depth) if side > 0 else (-setback - depth, -setback)
-            col = rng.uniform(0.35, 0.85, size=3) * np.array([1.0, 0.95, 0.85])
-            add([x0, -height, z], [x1, 0.0, z + length], MAT_FACADE, col, (rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)))
-            z += length
-        # Far background blocks so that gaps do not show the sky at street level.
-        z = z_min
-        while z < z_max:
-            length = rng.uniform(20.0, 40.0)
-            x0 = side * (ROAD_HALF_WIDTH + 26.0)
-            x1 = x0 + side * 10.0
-            col = rng.uniform(0.3, 0.7, size=3)
-            add([min(x0, x1), -rng.uniform(10.0, 30.0), z], [max(x0, x1), 0.0, z + length], MAT_FACADE, col,
-                (rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)))
-            z += length
+            slot = rng.uniform(5.5, 8.0)
+            if rng.random() < cfg.parked_density:
+                boxes.car(side * PARKING_X, z + slot / 2, 0.0)
+            z += slot
+    _moving_cars(boxes, cfg, z_end=z_end, duration=duration)
+    return World(
+        lo_N3=np.array(boxes.lo, dtype=np.float64),
+        hi_N3=np.array(boxes.hi, dtype=np.float64),
+        speed_N=np.array(boxes.speed, dtype=np.float64),
+        material_N=np.array(boxes.mat, dtype=np.int64),
+        colour_N3=np.array(boxes.colour, dtype=np.float32),
+        pattern_N2=np.array(boxes.pattern, dtype=np.float32),
+        object_N=np.array(boxes.obj, dtype=np.int64),
+        traj_t=traj_t,
+        traj_xzyaw_T3=traj,
+        camera_height=cfg.camera_height,
+        seed=seed,
+    )
 
-    # Street furniture on the sidewalks: poles, bins, kiosks.
+
+def _buildings(boxes: _Boxes, side: float, z_min: float, z_max: float) -> None:
+    """Building blocks on one side: varying setback, length, height, colour and window grid; some gaps; then far
+    background blocks so that gaps do not show the sky at street level."""
+    rng = boxes.rng
+    z = z_min
+    while z < z_max:
+        length = rng.uniform(8.0, 30.0)
+        if rng.random() < 0.15:
+            z += rng.uniform(3.0, 10.0)  # a gap between blocks: the view goes deeper there
+            continue
+        setback = ROAD_HALF_WIDTH + rng.uniform(2.5, 8.0)
+        depth = rng.uniform(8.0, 15.0)
+        height = rng.uniform(6.0, 24.0)
+        x0, x1 = (setback, setback + depth) if side > 0 else (-setback - depth, -setback)
+        col = rng.uniform(0.35, 0.85, size=3) * np.array([1.0, 0.95, 0.85])
+        boxes.add([x0, -height, z], [x1, 0.0, z + length], MAT_FACADE, col,
+                  (rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)))
+        z += length
+    z = z_min
+    while z < z_max:
+        length = rng.uniform(20.0, 40.0)
+        x0 = side * (ROAD_HALF_WIDTH + 26.0)
+        x1 = x0 + side * 10.0
+        col = rng.uniform(0.3, 0.7, size=3)
+        boxes.add([min(x0, x1), -rng.uniform(10.0, 30.0), z], [max(x0, x1), 0.0, z + length], MAT_FACADE, col,
+                  (rng.uniform(2.5, 4.5), rng.uniform(0.35, 0.6)))
+        z += length
+
+
+def _street_furniture(boxes: _Boxes, cfg: WorldConfig, z_min: float, z_max: float) -> None:
+    """Poles, bins and kiosks on the sidewalks."""
+    rng = boxes.rng
     num_static = int(round(cfg.num_static_per_100m * (z_max - z_min) / 100.0))
     for _ in range(num_static):
         side = rng.choice([-1.0, 1.0])
@@ -185,62 +244,29 @@ def make_world(cfg: WorldConfig, *, duration: float, seed: int) -> World:
         else:
             w, d, h = rng.uniform(1.2, 2.0), rng.uniform(1.5, 3.0), rng.uniform(2.0, 2.8)  # kiosk
         col = rng.uniform(0.15, 0.9, size=3)
-        add([xc - w / 2, -h, zc - d / 2], [xc + w / 2, 0.0, zc + d / 2], MAT_STATIC, col, (0.7, 0.3))
+        boxes.add([xc - w / 2, -h, zc - d / 2], [xc + w / 2, 0.0, zc + d / 2], MAT_STATIC, col, (0.7, 0.3))
 
-    def car(xc, zc, v):
-        """A body box and a narrower, shorter cabin box on top (one object)."""
-        length, width, height = rng.uniform(3.8, 4.8), rng.uniform(1.7, 1.9), rng.uniform(1.4, 1.6)
-        body = height * rng.uniform(0.55, 0.65)
-        col = rng.uniform(0.1, 0.8, size=3) * rng.uniform(0.6, 1.0)
-        add([xc - width / 2, -body, zc - length / 2], [xc + width / 2, 0.0, zc + length / 2], MAT_CAR, col,
-            (body, 0.0), v)
-        cab_len = length * rng.uniform(0.45, 0.55)
-        cab_z = zc + (rng.uniform(-0.15, 0.05) * length) * (1 if v >= 0 else -1)
-        add([xc - width / 2 + 0.08, -height, cab_z - cab_len / 2], [xc + width / 2 - 0.08, -body, cab_z + cab_len / 2],
-            MAT_CABIN, col, (height - body, 0.0), v, same_object=True)
-        return length
 
-    # Parked cars along both curbs.
-    for side in (-1.0, 1.0):
-        z = z_min + rng.uniform(0, 5)
-        while z < z_max:
-            slot = rng.uniform(5.5, 8.0)
-            if rng.random() < cfg.parked_density:
-                car(side * PARKING_X, z + slot / 2, 0.0)
-            z += slot
-
-    # Moving cars: one ahead in the ego lane moving with the camera, then same-direction and oncoming platoons.
+def _moving_cars(boxes: _Boxes, cfg: WorldConfig, *, z_end: float, duration: float) -> None:
+    """One car ahead in the ego lane moving with the camera, then same-direction and oncoming platoons that share
+    their lane's speed and keep >= 6 m between cars (slots >= 10 m, jitter +-20%)."""
+    rng = boxes.rng
     ego = cfg.ego_speed
     same_speed = ego * rng.uniform(0.6, 1.5)
     oncoming_speed = -rng.uniform(6.0, 12.0)
-    same_z, on_z = [], []
+    num_same = num_oncoming = 0
     for i in range(cfg.num_moving):
         if i == 0 and ego > 0:
-            car(LANE_EGO, rng.uniform(14.0, 22.0), ego * rng.uniform(1.12, 1.25))
+            boxes.car(LANE_EGO, rng.uniform(14.0, 22.0), ego * rng.uniform(1.12, 1.25))
         elif i % 2 == 1:
-            same_z.append(None)
+            num_same += 1
         else:
-            on_z.append(None)
-    # Platoons share their lane's speed and keep >= 6 m between cars (slots >= 10 m, jitter +-20%).
+            num_oncoming += 1
     start_same = (z_end * (1 - same_speed / ego) if ego > 0 else 0.0) - 10.0
-    slot = max((z_end + 140.0 - start_same) / max(len(same_z), 1), 10.0)
-    for k in range(len(same_z)):
-        car(LANE_SAME, start_same + slot * (k + 0.5 + rng.uniform(-0.2, 0.2)), same_speed)
+    slot = max((z_end + 140.0 - start_same) / max(num_same, 1), 10.0)
+    for k in range(num_same):
+        boxes.car(LANE_SAME, start_same + slot * (k + 0.5 + rng.uniform(-0.2, 0.2)), same_speed)
     reach = z_end + 150.0 + abs(oncoming_speed) * duration
-    slot = max((reach - 15.0) / max(len(on_z), 1), 10.0)
-    for k in range(len(on_z)):
-        car(LANE_ONCOMING, 15.0 + slot * (k + 0.5 + rng.uniform(-0.2, 0.2)), oncoming_speed)
-
-    return World(
-        lo_N3=np.array(lo, dtype=np.float64),
-        hi_N3=np.array(hi, dtype=np.float64),
-        speed_N=np.array(speed, dtype=np.float64),
-        material_N=np.array(mat, dtype=np.int64),
-        colour_N3=np.array(colour, dtype=np.float32),
-        pattern_N2=np.array(pattern, dtype=np.float32),
-        object_N=np.array(obj, dtype=np.int64),
-        traj_t=traj_t,
-        traj_xzyaw_T3=traj,
-        camera_height=cfg.camera_height,
-        seed=seed,
-    )
+    slot = max((reach - 15.0) / max(num_oncoming, 1), 10.0)
+    for k in range(num_oncoming):
+        boxes.car(LANE_ONCOMING, 15.0 + slot * (k + 0.5 + rng.uniform(-0.2, 0.2)), oncoming_speed)

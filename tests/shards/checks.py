@@ -22,7 +22,7 @@ def source_frame(path: str, crop_bottom: int, size_wh) -> np.ndarray:
         im = im.convert("RGB")
         if crop_bottom:
             im = im.crop((0, 0, im.size[0], im.size[1] - crop_bottom))
-        return np.asarray(im.resize(tuple(size_wh), Image.BILINEAR), dtype=np.float32)
+        return np.asarray(im.resize(tuple(size_wh), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def check_set(url: str, *, K_source=None) -> dict[str, dict]:

@@ -15,7 +15,7 @@ P_RECT_03 = [721.5377, 0, 609.5593, -339.5242, 0, 721.5377, 172.854, 2.199936, 0
 def smooth_image(rng, size_wh) -> np.ndarray:
     """A smooth random RGB image (a coarse random grid upsampled bilinearly): JPEG keeps it within a few levels."""
     coarse = rng.integers(0, 255, size=(4, 6, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(coarse).resize(tuple(size_wh), Image.BILINEAR))
+    return np.asarray(Image.fromarray(coarse).resize(tuple(size_wh), Image.Resampling.BILINEAR))
 
 
 def _fmt(values) -> str:

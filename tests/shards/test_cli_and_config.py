@@ -20,7 +20,21 @@ def test_rmdepth_shard_in_process(kitti_tree, tmp_path, capsys):
     assert s.config["cameras"] == ["02"] and s.config["jpeg_quality"] == 80
     rc = main(["shard", "--no-ray", "--dataset", "kitti", "--input", kitti_tree, "--output", out, "--size", "32x16"])
     assert rc == 1 and "different config (cameras" in capsys.readouterr().err
-    assert main(["shard", "--no-ray", "--dataset", "kitti", "--input", kitti_tree, "--output", out, "--size", "3x"]) == 2
+    with pytest.raises(SystemExit) as e:  # a usage error, found while parsing
+        main(["shard", "--no-ray", "--dataset", "kitti", "--input", kitti_tree, "--output", out, "--size", "3x"])
+    assert e.value.code == 2 and "--size: expected WxH" in capsys.readouterr().err
+
+
+def test_shard_set_recipe_round_trips_through_its_summary(kitti_tree, tmp_path, capsys):
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    assert main(["shard", "--no-ray", "--dataset", "kitti", "--input", kitti_tree, "--output", first,
+                 "--size", "32x16", "--cameras", "02", "--samples-per-shard", "2"]) == 0
+    # the same recipe from the stored summary.json, with one override on top
+    assert main(["shard", "--no-ray", "--config", f"{first}/summary.json", "--set", "jpeg_quality=70",
+                 "--output", second]) == 0
+    a, b = read_shard_set(first).config, read_shard_set(second).config
+    assert {**a, "jpeg_quality": 70} == b
+    capsys.readouterr()
 
 
 def test_shard_config_validation():

@@ -67,7 +67,7 @@ def test_cli_print_config_list_and_errors(tmp_path, capsys):
     code, out, _ = _run(capsys, "--list-presets")
     assert code == 0 and out.split() == list_presets()
     code, _, err = _run(capsys, "--preset", "tiny_cpu", "--set", "optim.nope=1")
-    assert code == 1 and "unknown key" in err
+    assert code == 2 and "unknown key" in err  # a usage error
     code, _, err = _run(capsys)
     assert code == 2 and "--preset" in err
     code, _, err = _run(capsys, "--preset", "tiny_cpu", "--set", f"data.train_url={tmp_path / 'none'}")

@@ -8,12 +8,15 @@ a fraction of the run, follows). The full multi-seed table is benchmarks/bench_l
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.train.conftest import _cli
+from tests.train.conftest import REPO, _cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +37,10 @@ def _world(root: str) -> dict[str, str]:
     return out
 
 
-def test_tiny_cpu_beats_constant_depth(tmp_path):
+def _train(data: dict[str, str], root: str) -> dict:
+    """The run itself, in a fresh process (python -c, see the test): this pytest process may hold a Ray session
+    (the session-wide `ray_local` fixture), and forking the loader's worker processes from a process with Ray's
+    threads can abort them."""
     from configs.presets import tiny_cpu
     from engine.checkpoint import read_identity
     from engine.config_io import apply_overrides
@@ -42,14 +48,26 @@ def test_tiny_cpu_beats_constant_depth(tmp_path):
     from engine.runtime import LocalRuntime
     from engine.trainer import fit
 
-    data = _world(str(tmp_path))
     cfg = apply_overrides(tiny_cpu(), [f"data.train_url={data['train']}", f"data.val_url={data['val']}",
                                        f"data.pose_val_url={data['pose_val']}", "train.epochs=3"])
-    rt = LocalRuntime(str(tmp_path / "run"), keep_top_k=cfg.checkpoint.keep_top_k)
+    rt = LocalRuntime(os.path.join(root, "run"), keep_top_k=cfg.checkpoint.keep_top_k)
+    res = fit(cfg, rt, loaders=build_loaders, run_name="learn", tensorboard_dir=os.path.join(root, "tb"))
+    return {"val_history": res.val_history,
+            "best_checkpoint_abs_rel": read_identity(rt.best_checkpoint_url())["metrics"]["val_abs_rel"]}
+
+
+def test_tiny_cpu_beats_constant_depth(tmp_path):
+    data = _world(str(tmp_path))
     t0 = time.time()
-    res = fit(cfg, rt, loaders=build_loaders, run_name="learn", tensorboard_dir=str(tmp_path / "tb"))
+    out = tmp_path / "result.json"
+    code = (f"import json; from tests.train.test_learning import _train; "
+            f"json.dump(_train({data!r}, {str(tmp_path)!r}), open({str(out)!r}, 'w'), default=float)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(out.read_text())
     minutes = (time.time() - t0) / 60
-    rows = [(v["step"], v["val_abs_rel"], v["val_a1"], v["val_baseline_abs_rel"], v["val_baseline_a1"]) for v in res.val_history]
+    val_history = result["val_history"]
+    rows = [(v["step"], v["val_abs_rel"], v["val_a1"], v["val_baseline_abs_rel"], v["val_baseline_a1"]) for v in val_history]
     for step, ar, a1, bar, ba1 in rows:
         print(f"step {step}: val abs_rel {ar:.4f} a1 {a1:.3f} | constant-depth baseline abs_rel {bar:.4f} a1 {ba1:.3f}")
     best = min(rows, key=lambda r: r[1])
@@ -57,7 +75,7 @@ def test_tiny_cpu_beats_constant_depth(tmp_path):
           f"({best[1] / best[3]:.2f}x) in {minutes:.1f} min")
     assert best[1] < 0.6 * best[3], rows
     assert best[2] > best[4] + 0.2, rows  # and many more pixels within 1.25x of the truth
-    last = res.val_history[-1]
+    last = val_history[-1]
     assert last["val_abs_rel"] < 1.3 * best[1], rows  # no divergence
     print(f"pose (last validation): ATE {last['val_pose_ate']:.4f} vs standing camera "
           f"{last['val_pose_ate_zero_motion']:.4f}, direction cosine {last['val_pose_cosine']:.4f}, spread "
@@ -65,4 +83,4 @@ def test_tiny_cpu_beats_constant_depth(tmp_path):
     assert last["val_pose_ate"] < 0.2 * last["val_pose_ate_zero_motion"]
     assert last["val_pose_cosine"] > 0.95 and last["val_pose_spread"] > 0.005  # forward, and not a constant
     # the kept "best" checkpoint is the one with the lowest val AbsRel
-    assert read_identity(rt.best_checkpoint_url())["metrics"]["val_abs_rel"] == pytest.approx(best[1])
+    assert result["best_checkpoint_abs_rel"] == pytest.approx(best[1])

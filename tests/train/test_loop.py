@@ -11,11 +11,12 @@ import pytest
 import torch
 
 from engine import checkpoint as ck
+from engine.checkpoint import checkpoints_to_delete
 from engine.config import OptimConfig
 from engine.data import build_loaders
 from engine.optim import lr_at
-from engine.runtime import LocalRuntime, checkpoints_to_delete
-from engine.trainer import _start_position, fit
+from engine.runtime import LocalRuntime
+from engine.trainer import fit
 from tests.train.conftest import small_config
 
 # 2 epochs x 3 steps; checkpoints at steps 2, 3 (epoch end), 4, 6; validation off (it does not touch the weights).
@@ -27,7 +28,7 @@ def _state(run_url: str):
     with LocalRuntime(run_url).latest_checkpoint() as d:
         model = torch.load(os.path.join(d, ck.MODEL_FILE), weights_only=True)
         state = torch.load(os.path.join(d, ck.STATE_FILE), weights_only=True)
-        return model, state, json.loads(open(os.path.join(d, "history.json")).read())
+        return model, state, json.loads(open(os.path.join(d, ck.HISTORY_FILE)).read())
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_resume_equals_uninterrupted(runs):
 def test_checkpoint_is_complete_and_loads_strictly(runs, tmp_path):
     url = LocalRuntime(runs["full"]).checkpoint_urls()[-1]
     names = set(os.listdir(url))
-    assert {ck.MODEL_FILE, ck.STATE_FILE, ck.CONFIG_FILE, ck.IDENTITY_FILE, "history.json"} <= names
+    assert {ck.MODEL_FILE, ck.STATE_FILE, ck.CONFIG_FILE, ck.IDENTITY_FILE, ck.HISTORY_FILE} <= names
     ident = ck.read_identity(url)
     assert ident["step"] == 6 and ident["epoch"] == 2 and ident["run_name"] == "full"
     assert ident["seed"] == runs["cfg"].train.seed and ident["code_version"]
@@ -148,10 +149,15 @@ def test_lr_policy_follows_world_size():
 
 def test_position_remap_on_resize():
     pos = ck.TrainPosition(step=10, epoch=3, step_in_epoch=5, samples_seen=999, epoch_samples=40, world_size=2)
-    assert _start_position(pos, world_size=2, global_batch=8, steps_per_epoch=9) == pos
-    one = _start_position(pos, world_size=1, global_batch=4, steps_per_epoch=18)
+    def remapped(**kw):
+        state = ck.TrainState(nets=None, optimizer=None, schedule=None, position=pos)
+        state.remap_position(**kw)
+        return state.position
+
+    assert remapped(world_size=2, global_batch=8, steps_per_epoch=9) == pos
+    one = remapped(world_size=1, global_batch=4, steps_per_epoch=18)
     assert (one.epoch, one.step_in_epoch, one.epoch_samples, one.step) == (3, 10, 40, 10)
-    four = _start_position(pos, world_size=4, global_batch=16, steps_per_epoch=4)
+    four = remapped(world_size=4, global_batch=16, steps_per_epoch=4)
     assert (four.step_in_epoch, four.epoch_samples) == (3, 48)  # ceil(40/16): nothing trained twice
-    done = _start_position(pos, world_size=4, global_batch=16, steps_per_epoch=2)
+    done = remapped(world_size=4, global_batch=16, steps_per_epoch=2)
     assert (done.epoch, done.step_in_epoch) == (4, 0)
