@@ -71,17 +71,6 @@ def invert_pose(T_B44: torch.Tensor) -> torch.Tensor:
     return torch.cat([top, T_B44[..., 3:, :]], dim=-2)
 
 
-def scale_intrinsics(K_B33: torch.Tensor, *, sx: float, sy: float) -> torch.Tensor:
-    """Intrinsics after resizing the image by (sx, sy), in the pixel-centre convention (cf. pipeline/intrinsics.py)."""
-    K = K_B33.clone()
-    K[..., 0, 0] = K_B33[..., 0, 0] * sx
-    K[..., 0, 1] = K_B33[..., 0, 1] * sx
-    K[..., 0, 2] = sx * (K_B33[..., 0, 2] + 0.5) - 0.5
-    K[..., 1, 1] = K_B33[..., 1, 1] * sy
-    K[..., 1, 2] = sy * (K_B33[..., 1, 2] + 0.5) - 0.5
-    return K
-
-
 def pixel_grid(height: int, width: int, *, like: torch.Tensor) -> torch.Tensor:
     """Pixel coordinates (u, v) of every pixel centre: grid_2HW, u = column index, v = row index."""
     v, u = torch.meshgrid(

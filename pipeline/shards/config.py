@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 DATASETS = ("kitti", "cityscapes")
 KINDS = ("train", "eval")
-GT_SOURCES = ("velodyne", "groundtruth", "disparity")
 _DEFAULT_GAP = {"kitti": 1, "cityscapes": 2}
 _DEFAULT_CROP = {"kitti": 0.0, "cityscapes": 0.25}
 _DEFAULT_GT = {"kitti": "velodyne", "cityscapes": "disparity"}

@@ -131,13 +131,3 @@ def test_flow_from_pure_translation_matches_analytic_flow():
     # A per-pixel motion field equal to the translation gives the same flow as the camera translation.
     flow_field = G.optical_flow(depth, K, torch.eye(4).expand(2, 4, 4), t.view(2, 3, 1, 1).expand(2, 3, H, W))
     assert torch.allclose(flow_field, expected, atol=1e-3)
-
-
-def test_scale_intrinsics_matches_pipeline_convention():
-    K = scene.intrinsics(H, W).float()[None]
-    K2 = G.scale_intrinsics(K, sx=0.5, sy=0.5)
-    # pixel centre u maps to 0.5 (u + 0.5) - 0.5; project the same 3D point with both
-    p = torch.tensor([[[[1.0]], [[0.5]], [[4.0]]]])
-    u1 = G.project(p, K)[0, :, 0, 0]
-    u2 = G.project(p, K2)[0, :, 0, 0]
-    assert torch.allclose(u2, 0.5 * (u1 + 0.5) - 0.5, atol=1e-5)
