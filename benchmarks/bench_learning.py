@@ -17,6 +17,8 @@ Variants (all tiny_cpu, 208x64, batch 4; `--variants` selects):
   rmdepth-li      the same with Li et al.'s sparsity + smoothness regulariser instead
   rmdepth-rigid   no object motion (camera motion only)
   resnet18        Monodepth2's ResNet18 depth net (14.3M, from scratch) in place of RM-Depth's, same everything else
+  rmdepth-full    the default (full-size, 2.97M) RM-Depth depth net with RMU steps 9/2/2, compute-balanced layout
+  rmdepth-full-v1 the first full-size layout (21.7 GMACs at 640x192 against 5.2), for the issue "Fast RM-Depth"
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "rmdepth-li": ("loss.motion_regularizer=li_sparsity",),
     "rmdepth-rigid": ("motion.use_object_motion=false",),
     "resnet18": ("depth.arch=resnet18",),
+    # the full-size depth nets (2.97M parameters, RMU steps 9/2/2) instead of tiny_cpu's half-width one
+    "rmdepth-full": ("depth.encoder_channels=8,16,32,48,224,320", "depth.init_channels=176", "depth.rmu_steps=9,2,2"),
+    "rmdepth-full-v1": ("depth.encoder_channels=32,32,64,96,128,192", "depth.init_channels=120",
+                        "depth.rmu_steps=9,2,2"),
 }
 MARK_START = "<!-- bench_learning: start -->"
 MARK_END = "<!-- bench_learning: end -->"

@@ -293,14 +293,15 @@ def load_nets(url: str, *, device: torch.device | str = "cpu"):
 
 
 def load_inference_model(url: str, *, device: torch.device | str = "cpu"):
-    """(depth_net in eval mode, RunConfig, identity dict) from a checkpoint directory or URL.
+    """(depth_net in its inference form, RunConfig, identity dict) from a checkpoint directory or URL: eval mode,
+    BatchNorm folded into the convolutions, channels-last weights (model.inference.for_inference).
 
     Example: `net, cfg, ident = load_inference_model("s3://bucket/runs/kitti/checkpoint_e019_s000066340")`.
     """
+    from model.inference import for_inference
+
     nets, cfg, identity = load_nets(url, device=device)
-    depth_net = _net(nets, "depth_net")
-    depth_net.eval()
-    return depth_net, cfg, identity
+    return for_inference(_net(nets, "depth_net")), cfg, identity
 
 
 # -- which checkpoints a run keeps, and a run directory without Ray ------------------------------------------------

@@ -74,7 +74,8 @@ def _guarded(fn, args, name: str, parser: argparse.ArgumentParser) -> int:
         parser.print_usage(sys.stderr)
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
-    except (JobError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+    except (JobError, ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError) as e:
         if os.environ.get("RMDEPTH_DEBUG"):
             raise
         print(f"{name}: error: {e}", file=sys.stderr)

@@ -42,7 +42,8 @@ def build_export_module(depth_net, output: str):
             disp = self.net(image)[0]
             return self.net.depth(disp) if output == "depth" else disp
 
-    return DepthExport(depth_net).eval()
+    # an ONNX graph has no memory format, and torch.export specialises the batch size of channels-last weights
+    return DepthExport(depth_net.to(memory_format=torch.contiguous_format)).eval()
 
 
 def export(module, path: str, *, height: int, width: int, opset: int, exporter: str, output: str) -> None:

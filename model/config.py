@@ -20,12 +20,16 @@ class DepthNetConfig:
     """`rmdepth`: the paper's net (RMUs, residual upsampling; the fields below). `resnet18`: Monodepth2's ResNet18
     encoder-decoder trained from scratch (model/resnet_depth_net.py; 14.3M parameters; only min/max_depth and
     init_depth apply), the baseline of the paper's size claim, trained by the same pipeline."""
-    encoder_channels: tuple[int, int, int, int, int, int] = (32, 32, 64, 96, 128, 192)
-    """Widths of the encoder pyramid levels L1..L6 (L_l at 1/2^(l-1) resolution; LiteFlowNet NetC, spec 1.3)."""
-    init_channels: int = 120
+    encoder_channels: tuple[int, int, int, int, int, int] = (8, 16, 32, 48, 224, 320)
+    """Widths of the encoder pyramid levels L1..L6 (L_l at 1/2^(l-1) resolution; LiteFlowNet NetC, spec 1.3); the
+    RMUs at L4, L3, L2 are as wide as their level. [I] The paper gives 2.97M parameters, not the widths. Compute
+    grows with width^2 x pixels, parameters with width^2 only, so the parameters sit at the coarse levels (L5, L6
+    and the h0 path: 1/16 and 1/32 of the resolution) and the fine levels, where the RMUs recur 9/2/2 times, stay
+    narrow: 5.2 GMACs at 640x192 and 0.6-0.8x the latency of Monodepth2's ResNet18 on a CPU, where the first
+    layout (32, 32, 64, 96, 128, 192), h0 120, needed 21.7 GMACs and 2.7x (BENCHMARKS.md, depth network latency)."""
+    init_channels: int = 176
     """Width of the h0 initialisation path (conv on L6, residual-upsampled to L5, fused with E5; spec eq. 6).
-    120 (spec 1.5 suggests 128) brings the default net to 2.976M parameters (with the full-resolution skip),
-    0.2% over the paper's 2.97M."""
+    176 brings the default net to 2,969,204 parameters (with the full-resolution skip): the paper's 2.97M."""
     rmu_steps: tuple[int, int, int] = (9, 2, 2)
     """Recurrent steps of the RMUs at L4, L3, L2 (paper final model: 9, 2, 2; Supp. Table 7)."""
     use_modulation: bool = True

@@ -8,6 +8,7 @@ its single PUT or multipart upload completes.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import shutil
@@ -15,9 +16,31 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import fsspec
+
+F = TypeVar("F", bound=Any)
+
+
+def _names_url(position: int):
+    """Errors of a remote URL name it: s3fs says `The specified bucket does not exist` or `Access Denied` without
+    saying which bucket or object; re-raised as the same type, prefixed with the URL (argument `position`)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (FileNotFoundError, PermissionError) as e:
+                url = args[position] if len(args) > position else ""
+                if isinstance(url, str) and is_remote(url) and url not in str(e):
+                    raise type(e)(f"{url}: {e}") from e
+                raise
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def is_remote(url: str) -> bool:
@@ -43,16 +66,19 @@ def join(url: str, *parts: str) -> str:
     return os.path.join(strip_file_scheme(url), *parts)
 
 
+@_names_url(0)
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
     return fs.exists(path)
 
 
+@_names_url(0)
 def isdir(url: str) -> bool:
     fs, path = filesystem(url)
     return fs.isdir(path)
 
 
+@_names_url(0)
 def listdir(url: str) -> list[str]:
     """Names (not paths) of the entries directly under `url`; [] if it does not exist."""
     fs, path = filesystem(url)
@@ -63,6 +89,7 @@ def listdir(url: str) -> list[str]:
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
 
 
+@_names_url(0)
 def glob(url: str, pattern: str) -> list[str]:
     """Full URLs/paths under `url` matching the glob `pattern` (relative to url)."""
     fs, path = filesystem(url)
@@ -72,6 +99,7 @@ def glob(url: str, pattern: str) -> list[str]:
     return sorted(proto + p if proto and not p.startswith(proto) else p for p in fs.glob(posixpath.join(path, pattern)))
 
 
+@_names_url(0)
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
     with fs.open(path, "rb") as f:
@@ -89,6 +117,7 @@ def open_read(url: str) -> Iterator[IO[bytes]]:
         yield f
 
 
+@_names_url(0)
 def write_bytes(url: str, data: bytes) -> None:
     """Atomically write `data` to `url`."""
     fs, path = filesystem(url)
@@ -109,6 +138,7 @@ def write_text(url: str, text: str) -> None:
     write_bytes(url, text.encode("utf-8"))
 
 
+@_names_url(1)
 def put_file(local_path: str, url: str) -> None:
     """Atomically copy a local file to `url` (local path or object storage)."""
     fs, path = filesystem(url)
@@ -121,6 +151,7 @@ def put_file(local_path: str, url: str) -> None:
     os.replace(tmp, path)
 
 
+@_names_url(0)
 def get_file(url: str, local_path: str) -> None:
     fs, path = filesystem(url)
     os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
@@ -130,10 +161,19 @@ def get_file(url: str, local_path: str) -> None:
 
 
 def makedirs(url: str) -> None:
-    if not is_remote(url):
-        os.makedirs(strip_file_scheme(url), exist_ok=True)
+    """Create a local folder and its parents (object stores have no folders: nothing to do)."""
+    if is_remote(url):
+        return
+    path = strip_file_scheme(url)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(f"{url}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise NotADirectoryError(f"{url}: a parent of it is a file, not a folder") from None
 
 
+@_names_url(0)
 def remove(url: str, recursive: bool = False) -> None:
     fs, path = filesystem(url)
     if fs.exists(path):

@@ -14,23 +14,36 @@ class CalibError(ValueError):
     """A calibration file that is missing, unreadable or lacks a required key."""
 
 
-def parse_calib_text(text: str, *, source: str) -> dict[str, np.ndarray]:
-    """Parse `key: floats` lines; non-numeric values (e.g. `calib_time`) are skipped."""
-    out: dict[str, np.ndarray] = {}
+class Calib(dict[str, np.ndarray]):
+    """`key -> numbers` of a calibration file; `unparsed` keeps the raw text of the values that are not finite
+    numbers (calib_time, or a damaged entry), so that asking for such a key names the key and its value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unparsed: dict[str, str] = {}
+
+
+def parse_calib_text(text: str, *, source: str) -> Calib:
+    """Parse `key: floats` lines; values that are not finite numbers are kept aside in `.unparsed`."""
+    out = Calib()
     for line in text.splitlines():
         if ":" not in line:
             continue
         key, _, value = line.partition(":")
         try:
-            out[key.strip()] = np.array([float(v) for v in value.split()], dtype=np.float64)
+            numbers = np.array([float(v) for v in value.split()], dtype=np.float64)
         except ValueError:
-            continue  # calib_time and other non-numeric fields
+            numbers = None  # calib_time and other non-numeric fields, or a damaged value
+        if numbers is None or not np.isfinite(numbers).all():
+            out.unparsed[key.strip()] = value.strip()
+        else:
+            out[key.strip()] = numbers
     if not out:
         raise CalibError(f"{source}: no `key: numbers` lines found")
     return out
 
 
-def read_calib(url: str) -> dict[str, np.ndarray]:
+def read_calib(url: str) -> Calib:
     if not storage.exists(url):
         raise CalibError(f"{url}: calibration file missing")
     try:
@@ -42,6 +55,10 @@ def read_calib(url: str) -> dict[str, np.ndarray]:
 
 def require(calib: dict[str, np.ndarray], key: str, size: int, *, source: str) -> np.ndarray:
     if key not in calib:
+        bad = getattr(calib, "unparsed", {}).get(key)
+        if bad is not None:
+            shown = bad if len(bad) <= 60 else bad[:57] + "..."
+            raise CalibError(f"{source}: {key} is not {size} finite numbers: {shown!r}")
         raise CalibError(f"{source}: missing key {key}")
     value = calib[key]
     if value.size != size:

@@ -33,14 +33,32 @@ _DATE = re.compile(r"^\d{4}_\d{2}_\d{2}$")
 _DRIVE = re.compile(r"^\d{4}_\d{2}_\d{2}_drive_\d{4}_sync$")
 
 
-def _drives(root: str) -> dict[str, list[str]]:
-    """{date: [drive folder names]} sorted."""
+_DATE_FILES = ("calib_cam_to_cam.txt", "calib_velo_to_cam.txt", "calib_imu_to_velo.txt")
+"""Files of a KITTI raw date folder besides its drives (read by the sources, or standard and unused)."""
+
+
+def _drives(root: str, listing: Listing | None = None) -> dict[str, list[str]]:
+    """{date: [drive folder names]} sorted. With `listing`, every other folder or file in the date folders, and every
+    folder at the root whose name looks like a date or a drive but is not one, is recorded there as skipped
+    (stage "discover"): a drive named `2011_09_26_drive 0002_sync` is reported, not silently left out."""
     out = {}
     for date in storage.listdir(root):
-        if _DATE.match(date):
-            drives = [d for d in storage.listdir(storage.join(root, date)) if _DRIVE.match(d) and d.startswith(date)]
-            if drives:
-                out[date] = drives
+        if not _DATE.match(date):
+            if listing is not None and (date[:4].isdigit() or "drive" in date) and storage.isdir(storage.join(root, date)):
+                listing.skipped.append(SkippedInput(
+                    file=storage.join(root, date), stage="discover",
+                    reason="folder name is not a KITTI date YYYY_MM_DD: not used"))
+            continue
+        drives = []
+        for name in storage.listdir(storage.join(root, date)):
+            if _DRIVE.match(name) and name.startswith(date):
+                drives.append(name)
+            elif listing is not None and name not in _DATE_FILES:
+                listing.skipped.append(SkippedInput(
+                    file=storage.join(root, date, name), stage="discover", sequence=date,
+                    reason=f"not a drive folder of {date} ({date}_drive_NNNN_sync) nor a calibration file: not used"))
+        if drives:
+            out[date] = drives
     return out
 
 
@@ -59,10 +77,24 @@ def _crop_rows(height: int, frac: float) -> int:
     return int(round(height * frac))
 
 
-def _date_intrinsics(root: str, date: str, cameras: tuple[str, ...]) -> dict[str, tuple[np.ndarray, tuple[int, int]]]:
+Intrinsics = tuple[np.ndarray, tuple[int, int]]
+
+
+def _date_intrinsics(root: str, date: str, cameras: tuple[str, ...]) -> dict[str, Intrinsics | calib.CalibError]:
+    """(K_33, (W, H)) of each camera of a date, or the CalibError that makes it unusable: one damaged camera entry
+    does not cost the other camera its frames. A missing or unreadable file is an error for every camera."""
     url = storage.join(root, date, "calib_cam_to_cam.txt")
-    cam_to_cam = calib.read_calib(url)
-    return {cam: calib.cam_intrinsics(cam_to_cam, cam, source=url) for cam in cameras}
+    try:
+        cam_to_cam = calib.read_calib(url)
+    except calib.CalibError as e:
+        return dict.fromkeys(cameras, e)
+    out: dict[str, Intrinsics | calib.CalibError] = {}
+    for cam in cameras:
+        try:
+            out[cam] = calib.cam_intrinsics(cam_to_cam, cam, source=url)
+        except calib.CalibError as e:
+            out[cam] = e
+    return out
 
 
 def _K_tuple(K_33: np.ndarray):
@@ -86,16 +118,10 @@ def list_triplets(cfg: ShardConfig) -> Listing:
     listing = Listing()
     split = _split_targets(cfg)
     excluded = read_scene_list(cfg.exclude_scenes_file) if cfg.exclude_scenes_file else frozenset()
-    drives = _drives(root)
+    drives = _drives(root, None if split is not None else listing)  # a split file picks what it uses
     seen = set()
     for date, names in drives.items():
-        try:
-            intr = _date_intrinsics(root, date, cfg.cameras)
-        except calib.CalibError as e:
-            for drive in names:
-                listing.skipped.append(SkippedInput(file=storage.join(root, date, "calib_cam_to_cam.txt"), reason=str(e),
-                                                    stage="calib", sequence=f"{date}/{drive}"))
-            continue
+        intr = _date_intrinsics(root, date, cfg.cameras)
         imu = _imu_to_cameras(root, date, cfg.cameras)
         for drive in names:
             seq = f"{date}/{drive}"
@@ -103,8 +129,13 @@ def list_triplets(cfg: ShardConfig) -> Listing:
                 listing.count("excluded_drives")
                 continue
             for cam in cfg.cameras:
+                cam_intr = intr[cam]
+                if isinstance(cam_intr, calib.CalibError):
+                    listing.skipped.append(SkippedInput(file=storage.join(root, date, "calib_cam_to_cam.txt"),
+                                                        reason=f"camera {cam}: {cam_intr}", stage="calib", sequence=seq))
+                    continue
                 seen.add((seq, cam))
-                _drive_triplets(cfg, listing, seq=seq, cam=cam, intr=intr[cam], split=split, T_cam_imu=imu.get(cam))
+                _drive_triplets(cfg, listing, seq=seq, cam=cam, intr=cam_intr, split=split, T_cam_imu=imu.get(cam))
     if split is not None:
         for (seq, cam), entries in split.items():
             if (seq, cam) not in seen and normalize_scene(seq) not in excluded:
@@ -202,7 +233,7 @@ def list_eval_frames(cfg: ShardConfig) -> Listing:
     """Test frames in split-file order (or every frame of every drive and camera when there is no split file)."""
     root = cfg.input
     listing = Listing()
-    drives = _drives(root)
+    drives = _drives(root, None if cfg.split_file else listing)
     excluded = read_scene_list(cfg.exclude_scenes_file) if cfg.exclude_scenes_file else frozenset()
     if cfg.split_file:
         wanted = []
@@ -219,19 +250,17 @@ def list_eval_frames(cfg: ShardConfig) -> Listing:
                 for cam in cfg.cameras:
                     for t in sorted(list_numbered(storage.join(root, date, drive, f"image_{cam}", "data"))):
                         wanted.append((f"{date}/{drive}", cam, t, ""))
-    intr_cache: dict[str, dict[str, tuple[np.ndarray, tuple[int, int]]] | Exception] = {}
+    intr_cache: dict[str, dict[str, Intrinsics | calib.CalibError]] = {}
     frame_cache: dict[tuple[str, str], tuple[dict[int, str], dict[int, str]]] = {}
     for seq, cam, t, where in wanted:
         date = seq.split("/")[0]
         if date not in intr_cache:
-            try:
-                intr_cache[date] = _date_intrinsics(root, date, ("02", "03"))
-            except calib.CalibError as e:
-                intr_cache[date] = e
-        intr = intr_cache[date]
-        if isinstance(intr, Exception):
-            listing.skipped.append(SkippedInput(file=storage.join(root, date, "calib_cam_to_cam.txt"), reason=str(intr),
-                                                stage="calib", sequence=seq, key=where))
+            intr_cache[date] = _date_intrinsics(root, date, ("02", "03"))
+        cam_intr = intr_cache[date][cam]
+        if isinstance(cam_intr, calib.CalibError):
+            listing.skipped.append(SkippedInput(file=storage.join(root, date, "calib_cam_to_cam.txt"),
+                                                reason=f"camera {cam}: {cam_intr}", stage="calib", sequence=seq,
+                                                key=where))
             continue
         if (seq, cam) not in frame_cache:
             images = list_numbered(storage.join(root, seq, f"image_{cam}", "data"))
@@ -250,7 +279,7 @@ def list_eval_frames(cfg: ShardConfig) -> Listing:
             listing.skipped.append(SkippedInput(file=storage.join(root, seq, gt_dir, f"{t:010d}"), stage="gt",
                                                 sequence=seq, key=where, reason=f"{cfg.gt_source} ground truth missing"))
             continue
-        K_33, (w, h) = intr[cam]
+        K_33, (w, h) = cam_intr
         crop = _crop_rows(h, cfg.crop_bottom_frac)
         listing.records.append(EvalFrame(
             dataset="kitti", split=cfg.split, sequence=seq, camera=cam, frame=FrameRef(path=images[t], index=t),

@@ -11,7 +11,7 @@ class SkippedInput:
 
     file: str
     reason: str
-    stage: str  # "calib", "enumerate", "split", "decode", "gt"
+    stage: str  # "discover", "calib", "enumerate", "split", "decode", "gt"
     sequence: str = ""
     key: str = ""
 

@@ -56,3 +56,20 @@ def test_s3_round_trip(s3_bucket, tmp_path):
     assert storage.listdir(storage.join(s3_bucket, "dir")) == ["x.bin", "y.bin"]
     storage.get_file(storage.join(s3_bucket, "dir", "y.bin"), str(tmp_path / "z.bin"))
     assert (tmp_path / "z.bin").read_bytes() == b"abc"
+
+
+@pytest.mark.s3
+def test_s3_errors_name_the_url(s3_bucket, tmp_path):
+    missing = "s3://rmd-no-such-bucket-7f3a/shards/summary.json"
+    with pytest.raises(FileNotFoundError, match="s3://rmd-no-such-bucket-7f3a/shards/summary.json"):
+        storage.read_bytes(missing)
+    with pytest.raises(FileNotFoundError, match=f"{s3_bucket}/nothing/here"):
+        storage.read_text(f"{s3_bucket}/nothing/here")
+
+
+def test_a_file_where_a_folder_is_expected_is_one_clear_error(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="afile: exists and is not a folder"):
+        storage.makedirs(str(tmp_path / "afile"))
+    with pytest.raises(NotADirectoryError, match="a parent of it is a file"):
+        storage.makedirs(str(tmp_path / "afile" / "sub"))

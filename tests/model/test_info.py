@@ -9,7 +9,7 @@ from jobs.cli import run_module
 def test_info_prints_parameter_counts(capsys):
     assert run_module(jobs.info, ["--breakdown"]) == 0
     out = capsys.readouterr().out
-    assert "| depth net | 2,975,700 |" in out and "motion net" in out and "depth.fusions" in out
+    assert "| depth net | 2,969,204 |" in out and "motion net" in out and "depth.fusions" in out
 
 
 def test_info_applies_ablation_switches(capsys):
@@ -20,7 +20,7 @@ def test_info_applies_ablation_switches(capsys):
         == 0
     )
     out = capsys.readouterr().out
-    assert "| depth net | 2,975,700 |" not in out and '"use_modulation": false' in out
+    assert "| depth net | 2,969,204 |" not in out and '"use_modulation": false' in out
 
 
 def test_info_rejects_unknown_keys_and_invalid_values(capsys):

@@ -59,7 +59,7 @@ def test_faulty_kitti_eval_and_strict(synth_kitti_faulty, tmp_path):
     assert proc.returncode == 1 and "input(s) skipped" in proc.stderr
 
 
-def test_broken_calibration_skips_its_date(tmp_path):
+def test_broken_calibration_skips_its_camera(tmp_path):
     root = str(tmp_path / "raw")
     synth("kitti", root, "--drives", "1", "--frames", "3", "--size", "48x16", "--date", "2011_09_26")
     synth("kitti", root, "--drives", "2", "--frames", "3", "--size", "48x16", "--date", "2011_09_28",
@@ -69,11 +69,12 @@ def test_broken_calibration_skips_its_date(tmp_path):
     assert proc.returncode == 0, proc.stderr
     errors = read_errors(out).to_pylist()
     calib = os.path.join(root, "2011_09_28", "calib_cam_to_cam.txt")
-    assert len(errors) == 2 and all(e["stage"] == "calib" and e["file"] == calib and "P_rect_02" in e["reason"]
-                                    for e in errors)
-    assert read_shard_set(out).num_samples == 2  # 2011_09_26: 1 drive x 2 cameras x 1 target
+    assert len(errors) == 2 and all(e["stage"] == "calib" and e["file"] == calib and "camera 02" in e["reason"]
+                                    and "P_rect_02" in e["reason"] for e in errors)  # one per drive of camera 02
+    # 2011_09_26: 1 drive x 2 cameras x 1 target; 2011_09_28: camera 03 of its 2 drives is still good
+    assert read_shard_set(out).num_samples == 4
     shutil.rmtree(os.path.join(root, "2011_09_26"))
-    proc = _shard("--dataset", "kitti", "--input", root, "--output", str(tmp_path / "none"))
+    proc = _shard("--dataset", "kitti", "--input", root, "--output", str(tmp_path / "none"), "--cameras", "02")
     assert proc.returncode == 1 and "no valid triplets" in proc.stderr and calib in proc.stderr
 
 

@@ -35,6 +35,26 @@ def test_kitti_triplets_intrinsics_and_counts(kitti_tree):
     assert len(gap2.records) == 4
 
 
+def test_kitti_folders_it_cannot_use_are_recorded(kitti_tree, tmp_path):
+    """A drive folder with a non-standard name and stray files are reported (stage discover), never silently
+    left out; the drives that are well named still give all their triplets."""
+    root = str(tmp_path / "k")
+    shutil.copytree(kitti_tree, root)
+    date = os.path.join(root, "2011_09_26")
+    os.rename(os.path.join(date, "2011_09_26_drive_0002_sync"), os.path.join(date, "2011_09_26_drive 0002_sync"))
+    open(os.path.join(date, "notes.txt"), "w").write("x")
+    os.makedirs(os.path.join(root, "2011_09_26_drive_0009_sync"))  # a drive one level too high
+    for kind in ("train", "eval"):
+        cfg = ShardConfig(dataset="kitti", input=root, kind=kind)
+        listing = kitti.list_triplets(cfg) if kind == "train" else kitti.list_eval_frames(cfg)
+        found = {os.path.relpath(s.file, root): s.reason for s in listing.skipped if s.stage == "discover"}
+        assert set(found) == {"2011_09_26/2011_09_26_drive 0002_sync", "2011_09_26/notes.txt",
+                              "2011_09_26_drive_0009_sync"}, found
+        assert "not a drive folder" in found["2011_09_26/2011_09_26_drive 0002_sync"]
+        assert {r.sequence for r in listing.records} == {"2011_09_26/2011_09_26_drive_0001_sync"}
+    assert len(kitti.list_triplets(ShardConfig(dataset="kitti", input=root)).records) == 6
+
+
 def test_kitti_split_file_static_and_excluded(kitti_tree, tmp_path):
     split = tmp_path / "train_files.txt"
     split.write_text("2011_09_26/2011_09_26_drive_0001_sync 2 l\n"
@@ -69,16 +89,24 @@ def test_kitti_bad_inputs_are_recorded(tmp_path):
     assert any("frame 2 missing" in s.reason for s in listing.skipped)
     # drive 1: 6; drive 2: cam 03 3 + cam 02 0 (frame 2 gone kills targets 1, 2, 3)
     assert len(listing.records) == 9
-    # broken calibration: every drive of the date is skipped with the file named
+    # broken calibration of camera 02: its drives are skipped with the file and the key named; camera 03 stays
     calib = os.path.join(root, "2011_09_26", "calib_cam_to_cam.txt")
-    text = open(calib).read().replace("P_rect_02:", "P_rect_02: 1 2 3 4 5 6 7 #")
-    open(calib, "w").write("\n".join(ln if not ln.startswith("P_rect_02") else "P_rect_02: 1 2 3" for ln in text.splitlines()))
+    good_text = open(calib).read()
+    open(calib, "w").write("\n".join(ln if not ln.startswith("P_rect_02") else "P_rect_02: 1 2 3"
+                                     for ln in good_text.splitlines()))
     bad = kitti.list_triplets(ShardConfig(dataset="kitti", input=root))
-    assert not bad.records and len(bad.skipped) == 3
-    assert all(s.stage == "calib" and s.file == calib and "P_rect_02 has 3 values" in s.reason for s in bad.skipped)
+    calib_skips = [s for s in bad.skipped if s.stage == "calib"]
+    assert len(calib_skips) == 3 and all(s.file == calib and "camera 02" in s.reason and "P_rect_02 has 3 values"
+                                         in s.reason for s in calib_skips)
+    assert [r.camera for r in bad.records] == ["03"] * 6  # drive 1: 3, drive 2: 3 (camera 02's 6 + 0 are gone)
+    # a value that is not numbers (e.g. NaNx) is reported as such, with the value, not as a missing key
+    open(calib, "w").write("\n".join(ln if not ln.startswith("P_rect_02") else "P_rect_02: NaNx 1 2 3 4 5 6 7 8 9 10 11"
+                                     for ln in good_text.splitlines()))
+    nan = [s for s in kitti.list_triplets(ShardConfig(dataset="kitti", input=root)).skipped if s.stage == "calib"]
+    assert nan and all("P_rect_02 is not 12 finite numbers: 'NaNx 1 2" in s.reason for s in nan)
     os.remove(calib)
     gone = kitti.list_triplets(ShardConfig(dataset="kitti", input=root))
-    assert all("calibration file missing" in s.reason for s in gone.skipped) and len(gone.skipped) == 3
+    assert all("calibration file missing" in s.reason for s in gone.skipped) and len(gone.skipped) == 6  # drive x camera
 
 
 def test_bad_src_fails_fast(tmp_path, kitti_tree, cs_tree):
