@@ -83,9 +83,9 @@ def missing_files(url: str) -> list[str]:
     return [f for f in REQUIRED_FILES if f not in names]
 
 
-def read_history(url: str, *, missing_ok: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """history.json of a checkpoint: {"train": rows, "val": rows} (empty lists when it has none and `missing_ok`,
-    else FileNotFoundError, e.g. for a checkpoint still being uploaded)."""
+def read_history(url: str, *, missing_ok: bool = True) -> dict[str, list[Any]]:
+    """history.json of a checkpoint: {"train": rows, "val": rows, "bad_samples": names} (empty lists when it has
+    none and `missing_ok`, else FileNotFoundError, e.g. for a checkpoint still being uploaded)."""
     src = storage.join(url, HISTORY_FILE)
     if not storage.exists(src):
         if not missing_ok:
@@ -154,7 +154,7 @@ def save_checkpoint(
     rng_states: list[dict[str, Any]],
     config_json: str,
     identity: dict[str, Any],
-    history: dict[str, list[dict[str, Any]]] | None = None,
+    history: dict[str, list[Any]] | None = None,
 ) -> None:
     """Write a complete checkpoint into the local directory `directory` (created if needed)."""
     os.makedirs(directory, exist_ok=True)
@@ -393,6 +393,8 @@ class TrainState:
     position: TrainPosition
     history: list[dict[str, Any]] = field(default_factory=list)
     val_history: list[dict[str, Any]] = field(default_factory=list)
+    bad_samples: list[str] = field(default_factory=list)
+    """Training samples found damaged so far (a line naming the tar, the key and what is wrong, each once), over every rank."""
     parent: str = ""
     resumed_from: int | None = None
 
@@ -432,6 +434,7 @@ class TrainState:
         self.parent = identity.get("parent_checkpoint", "")
         saved = read_history(directory)
         self.history, self.val_history = saved["train"], saved["val"]
+        self.bad_samples = list(saved.get("bad_samples", []))
         if position.world_size == world_size and len(rng_states) == world_size:
             restore_rng_state(rng_states[rank])
         else:
@@ -470,4 +473,4 @@ class TrainState:
         save_checkpoint(directory, nets=self.nets, optimizer=self.optimizer, scheduler_state=self.schedule.state_dict(),
                         position=self.position, rng_states=rng_states, config_json=config_json,
                         identity={**identity, "parent_checkpoint": self.parent},
-                        history={"train": self.history, "val": self.val_history})
+                        history={"train": self.history, "val": self.val_history, "bad_samples": self.bad_samples})

@@ -106,6 +106,7 @@ class _Run:
         t0 = time.perf_counter()
         batch = batch.to(self.runtime.device, non_blocking=True)
         data_wait = time.perf_counter() - t0
+        self.count_bad_samples(batch.bad_samples)
         state, tcfg, p = self.state, self.cfg.train, self.state.position
         lr = state.schedule.apply(samples_seen=p.samples_seen, epoch=p.epoch)
         out = train_step(self.model, state.optimizer, batch, self.cfg.loss, step=p.step, total_steps=self.total_steps,
@@ -119,6 +120,19 @@ class _Run:
         if tcfg.image_every_steps and step % tcfg.image_every_steps == 0:
             self.logger.images(step=step, frames_aug_BSCHW=batch.frames_aug_BSCHW,
                                visuals=visuals(out.outputs, batch.K_B33))
+
+    def count_bad_samples(self, found: tuple[str, ...]) -> None:
+        """Name each damaged sample once; stop the run when there are more than loader.max_bad_samples."""
+        for description in found:
+            if description in self.state.bad_samples:
+                continue
+            self.state.bad_samples.append(description)
+            print(f"[rmdepth train {self.run_name}] rank {self.runtime.rank} skipped a damaged training sample "
+                  f"({len(self.state.bad_samples)} so far): {description}", flush=True)
+            limit = self.cfg.loader.max_bad_samples
+            if len(self.state.bad_samples) > limit:
+                raise RuntimeError(f"more than loader.max_bad_samples={limit} damaged training samples; the last: "
+                                   f"{description}")
 
     def checkpoint_if_due(self) -> None:
         """Within an epoch: validate + checkpoint every `val_every_steps`, else checkpoint every `every_steps`."""
@@ -148,8 +162,11 @@ class _Run:
         metrics = self.validation() if validate else {}
         state, p = self.state, self.state.position
         rngs = self.runtime.all_gather_object(capture_rng_state())
+        every_rank = self.runtime.all_gather_object(state.bad_samples)
+        state.bad_samples = list(dict.fromkeys(d for rank_list in every_rank for d in rank_list))
         report = {"step": p.step, "epoch": p.epoch, "samples_seen": p.samples_seen,
                   "world_size": self.runtime.world_size, "lr": state.schedule.last_lr,
+                  "bad_samples": len(state.bad_samples),
                   **({"loss": state.history[-1]["loss"]} if state.history else {}), **metrics}
         report.setdefault(self.cfg.checkpoint.score_metric, math.inf)
         tmp = tempfile.mkdtemp(prefix="rmdepth-save-") if self.runtime.is_main else None

@@ -33,6 +33,9 @@ class Batch:
     gt_T_BS44: torch.Tensor | None = None
     valid_B: torch.Tensor | None = None
     """Triplet evaluation (pose validation) only: False for padding samples; None = every sample is real."""
+    bad_samples: tuple[str, ...] = ()
+    """Training: samples of this batch that could not be decoded, as a line naming the tar, the key and what is wrong; their slots
+    hold copies of good samples of the batch (LoaderConfig.max_bad_samples)."""
 
     @property
     def batch_size(self) -> int:

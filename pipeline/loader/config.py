@@ -82,6 +82,11 @@ class LoaderConfig:
     Empty: read object storage directly (DALI's S3 client / fsspec)."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentation (never applied by eval loaders)."""
+    max_bad_samples: int = 100
+    """Training: samples that cannot be decoded (a damaged JPEG, a truncated member) are skipped (their slot in the
+    batch holds a copy of a good sample of the same batch), named with their shard and key in the log and counted
+    in the checkpoint metrics (`bad_samples`); a run that meets more distinct bad samples than this stops with an
+    error naming the last one. 0: the first bad sample stops the run."""
 
     def __post_init__(self) -> None:
         if self.loader not in LOADERS:
@@ -93,3 +98,5 @@ class LoaderConfig:
                 raise ValueError(f"LoaderConfig.{name}={getattr(self, name)}: must be >= 1")
         if self.num_workers < 0:
             raise ValueError(f"LoaderConfig.num_workers={self.num_workers}: must be >= 0")
+        if self.max_bad_samples < 0:
+            raise ValueError(f"LoaderConfig.max_bad_samples={self.max_bad_samples}: must be >= 0")

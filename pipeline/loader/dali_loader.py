@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -38,6 +39,14 @@ from pipeline.loader.dali_pipeline import (
 from pipeline.loader.shardset import ShardSet, load_npy
 
 log = logging.getLogger(__name__)
+
+
+class _DaliBatchError(RuntimeError):
+    """DALI failed while producing batch `step` of a plan (or one prefetched after it)."""
+
+    def __init__(self, description: str, step: int):
+        super().__init__(description)
+        self.step = step
 
 
 def check_dali_s3_env(urls: tuple[str, ...]) -> None:
@@ -153,7 +162,7 @@ class _DaliDecoder(LoaderCore):
                     out = next(it)[0]
                     yield step, out
             except RuntimeError as e:
-                raise RuntimeError(self._describe_failure(plan, step, e)) from e
+                raise _DaliBatchError(self._describe_failure(plan, step, e), step) from e
         finally:
             del it, pipe
             shutil.rmtree(tmp, ignore_errors=True)
@@ -161,7 +170,47 @@ class _DaliDecoder(LoaderCore):
 
 class _Triplets(_DaliDecoder):
     def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[Batch]:
+        """The batches of `epoch` from `start_step`. When DALI fails on a damaged sample, the batches in flight are
+        checked sample by sample (PIL), each damaged one is replaced in the plan by a good sample of its batch (its
+        slot marked invalid, the sample named in Batch.bad_samples), and the pipeline restarts at the failed batch."""
         plan, params = self.epoch_plan(epoch, start_step)
+        B = self.cfg.batch_size
+        replaced: dict[int, str] = {}  # position in `plan` -> the damaged sample it held
+        done = 0
+        while done < plan.num_batches:
+            try:
+                for step, batch in self._plan_batches(plan.from_step(done), params.take(slice(done * B, None))):
+                    at = done + step
+                    here = [replaced[p] for p in range(at * B, (at + 1) * B) if p in replaced]
+                    if here:
+                        good = torch.tensor([p not in replaced for p in range(at * B, (at + 1) * B)])
+                        batch = replace(batch, bad_samples=tuple(here),
+                                        valid_B=good if batch.valid_B is None else batch.valid_B & good)
+                    yield batch
+                return
+            except _DaliBatchError as err:
+                failed = done + err.step
+                found = self._damaged(plan, failed)
+                if not found:
+                    raise RuntimeError(str(err)) from err
+                plan = _with_substitutes(plan, found, replaced)
+                done = failed
+
+    def _damaged(self, plan: partition.RankPlan, step: int) -> dict[int, str]:
+        """{position in the plan: a line naming the tar, the key and what is wrong} of the damaged samples among the batches DALI may
+        have been decoding when it failed at `step` (prefetch)."""
+        from pipeline.loader.reference import check_triplet
+
+        B = self.cfg.batch_size
+        stop = min(len(plan.sample_ids_M), (step + self.cfg.prefetch + 1) * B)
+        found = {}
+        for pos in range(step * B, stop):
+            problem = check_triplet(self.shard_set, int(plan.sample_ids_M[pos]))
+            if problem:
+                found[pos] = problem
+        return found
+
+    def _plan_batches(self, plan: partition.RankPlan, params: augment.AugmentParams) -> Iterator[tuple[int, Batch]]:
         ids = plan.sample_ids_M
         B = self.cfg.batch_size
         nb = plan.num_batches
@@ -205,7 +254,7 @@ class _Triplets(_DaliDecoder):
             )
             frames = out["frames"]
             # .float() copies: the iterator reuses its output buffers for later batches
-            yield Batch(
+            yield step, Batch(
                 frames_aug_BSCHW=out["frames_aug"].float().div_(255.0),
                 frames_BSCHW=frames.float().div_(255.0),
                 K_B33=torch.from_numpy(K).to(frames.device),
@@ -213,6 +262,20 @@ class _Triplets(_DaliDecoder):
                 gt_T_BS44=torch.from_numpy(self.shard_set.camera_motion_BS44(keys, applied.flip_N)).to(frames.device),
                 valid_B=torch.from_numpy(plan.valid_M[sl].copy()),
             )
+
+
+def _with_substitutes(plan: partition.RankPlan, found: dict[int, str], replaced: dict[int, str]) -> partition.RankPlan:
+    """`plan` with each damaged position holding a good sample of its own batch instead (recorded in `replaced`)."""
+    B = plan.batch_size
+    ids = plan.sample_ids_M.copy()
+    replaced.update(found)
+    for pos, problem in found.items():
+        start = pos // B * B
+        good = [p for p in range(start, start + B) if p not in replaced]
+        if not good:
+            raise RuntimeError(f"every sample of a training batch is damaged, the last: {problem}")
+        ids[pos] = ids[good[0]]
+    return replace(plan, sample_ids_M=ids)
 
 
 class DaliTrainLoader(_Triplets, TrainOrder):

@@ -14,7 +14,7 @@ import io
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from pipeline import storage
 from pipeline.batch import Batch, EvalBatch
 from pipeline.loader import augment
 from pipeline.loader.core import EvalOrder, LoaderCore, TrainOrder
-from pipeline.loader.shardset import SampleEntry, load_npy
+from pipeline.loader.shardset import SampleEntry, ShardSet, load_npy
 
 
 class _ByteReader:
@@ -78,8 +78,25 @@ def _decode_rgb(data: bytes, url: str, key: str, component: str) -> Image.Image:
         raise ValueError(f"{url}: sample {key!r} {component} is not a decodable image ({e})") from e
 
 
-def _k33(data: bytes) -> np.ndarray:
+def _k33(data: bytes, url: str, key: str) -> np.ndarray:
+    if len(data) != 36:
+        raise ValueError(f"{url}: sample {key!r} k.f32 has {len(data)} bytes, expected 36 (3x3 float32)")
     return np.frombuffer(data, dtype="<f4").reshape(3, 3).astype(np.float64)
+
+
+def check_triplet(shard_set: ShardSet, sample_id: int) -> str:
+    """"" if training sample `sample_id` reads and decodes, else what is wrong, naming its tar and key (the DALI
+    loader's way to find which sample of a failed batch is damaged)."""
+    entry = shard_set.samples[sample_id]
+    reader = _ByteReader(shard_set.tar_urls)
+    url = shard_set.tar_urls[entry.shard]
+    try:
+        for comp in ("prev.jpg", "tgt.jpg", "next.jpg"):
+            _decode_rgb(reader.read(entry, comp), url, entry.key, comp)
+        _k33(reader.read(entry, "k.f32"), url, entry.key)
+    except ValueError as e:
+        return str(e)
+    return ""
 
 
 class _TrainDataset(torch.utils.data.Dataset):
@@ -94,6 +111,12 @@ class _TrainDataset(torch.utils.data.Dataset):
         return len(self.entries)
 
     def __getitem__(self, i: int):
+        try:
+            return self._item(i)
+        except ValueError as err:  # a damaged member (decode or size), named: replaced in _collate_train
+            return _BadSample(str(err))
+
+    def _item(self, i: int):
         e = self.entries[i]
         roi, flip, color = self.params.roi_N4[i], bool(self.params.flip_N[i]), self.params.color_N4[i]
         plain, aug = [], []
@@ -106,9 +129,8 @@ class _TrainDataset(torch.utils.data.Dataset):
             plain.append(x)
             aug.append(augment.color_twist_HWC(x, color))
         assert src_wh is not None
-        K = augment.adjust_K(
-            _k33(self.reader.read(e, "k.f32")), src_wh=src_wh, roi_4=roi, flip=flip, dst_wh=self.dst_wh
-        )
+        k33 = _k33(self.reader.read(e, "k.f32"), self.reader.tar_urls[e.shard], e.key)
+        K = augment.adjust_K(k33, src_wh=src_wh, roi_4=roi, flip=flip, dst_wh=self.dst_wh)
         return (
             np.stack(aug).transpose(0, 3, 1, 2),
             np.stack(plain).transpose(0, 3, 1, 2),
@@ -118,7 +140,19 @@ class _TrainDataset(torch.utils.data.Dataset):
         )
 
 
+@dataclass(frozen=True)
+class _BadSample:
+    description: str
+    """What is wrong, naming the tar and the key."""
+
+
 def _collate_train(items) -> Batch:
+    bad = tuple(item.description for item in items if isinstance(item, _BadSample))
+    good = [item for item in items if not isinstance(item, _BadSample)]
+    if not good:
+        raise ValueError(f"every sample of a training batch is damaged: {'; '.join(bad)}")
+    good_slots = [not isinstance(item, _BadSample) for item in items]
+    items = [item if ok else good[i % len(good)] for i, (item, ok) in enumerate(zip(items, good_slots, strict=True))]
     aug, plain, K, keys, motion = zip(*items)
     return Batch(
         frames_aug_BSCHW=torch.from_numpy(np.stack(aug)).float().div_(255.0),
@@ -126,6 +160,8 @@ def _collate_train(items) -> Batch:
         K_B33=torch.from_numpy(np.stack(K)),
         keys=tuple(keys),
         gt_T_BS44=torch.from_numpy(np.stack(motion)),
+        valid_B=torch.tensor(good_slots, dtype=torch.bool),  # evaluation never counts a substitute
+        bad_samples=bad,
     )
 
 
@@ -144,7 +180,7 @@ class _EvalDataset(torch.utils.data.Dataset):
         img = _decode_rgb(self.reader.read(e, "tgt.jpg"), self.reader.tar_urls[e.shard], e.key, "tgt.jpg")
         x = augment.resize_roi_flip(img, roi_4=np.array([0.0, 0.0, 1.0, 1.0]), flip=False, dst_wh=self.dst_wh)
         K = augment.adjust_K(
-            _k33(self.reader.read(e, "k.f32")),
+            _k33(self.reader.read(e, "k.f32"), self.reader.tar_urls[e.shard], e.key),
             src_wh=img.size,
             roi_4=np.array([0.0, 0.0, 1.0, 1.0]),
             flip=False,
@@ -189,7 +225,8 @@ class _Triplets(_ReferenceDecoder):
         ds = _TrainDataset(entries, self.shard_set.tar_urls, params, (self.cfg.width, self.cfg.height), motion)
         B = self.cfg.batch_size
         for step, batch in enumerate(self._loader(ds, _collate_train)):
-            yield replace(batch, valid_B=torch.from_numpy(plan.valid_M[step * B : (step + 1) * B].copy()))
+            planned = torch.from_numpy(plan.valid_M[step * B : (step + 1) * B].copy())
+            yield replace(batch, valid_B=planned & batch.valid_B if batch.valid_B is not None else planned)
 
 
 class ReferenceTrainLoader(_Triplets, TrainOrder):

@@ -210,7 +210,9 @@ def test_auto_picks_dali_and_logs_it(train_set, caplog):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_corrupt_jpeg_is_an_error_naming_the_tar(train_set, tmp_path, kind):
+def test_a_damaged_training_sample_is_skipped_and_named(train_set, tmp_path, kind):
+    """Both loaders: the damaged sample's slot holds a good sample of its batch, marked invalid, and the batch names
+    the damaged one (tar and key); every other sample is delivered as without the damage."""
     from pipeline.loader.shardset import open_shard_set
 
     bad = str(tmp_path / "bad")
@@ -224,9 +226,33 @@ def test_corrupt_jpeg_is_an_error_naming_the_tar(train_set, tmp_path, kind):
         f.seek(off)
         f.write(b"\0" * size)
     cfg = _cfg(kind, shuffle=False, augment=AugmentConfig(enabled=False))
-    with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)) as info:
-        _batches(bad, cfg)
-    assert entry.key in str(info.value)
+    got, clean = _batches(bad, cfg), _batches(train_set, cfg)
+    assert len(got) == len(clean)
+    named = [(i, d) for i, b in enumerate(got) for d in b.bad_samples]
+    assert len(named) == 1 and os.path.basename(tar) in named[0][1] and entry.key in named[0][1]
+    batch = got[named[0][0]]
+    slot = clean[named[0][0]].keys.index(entry.key)
+    assert batch.valid_B is not None and not bool(batch.valid_B[slot]) and int(batch.valid_B.sum()) == len(batch.keys) - 1
+    assert entry.key not in batch.keys  # its slot holds another sample of the batch
+    assert _keys(got) == [k if k != entry.key else batch.keys[slot] for k in _keys(clean)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_damaged_eval_frame_is_an_error_naming_the_tar(eval_set, tmp_path, kind):
+    from pipeline.loader.shardset import open_shard_set
+
+    bad = str(tmp_path / "bad")
+    shutil.copytree(eval_set, bad)
+    ss = open_shard_set(bad, kind="eval")
+    entry = ss.samples[1]
+    off, size = entry.components["tgt.jpg"]
+    tar = ss.tar_urls[entry.shard]
+    os.chmod(tar, 0o644)
+    with open(tar, "r+b") as f:
+        f.seek(off)
+        f.write(b"\0" * size)
+    with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)):
+        list(build_eval_loader(bad, _cfg(kind)).epoch_iterator(0))
 
 
 def _index(key: str) -> int:
