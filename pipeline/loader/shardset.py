@@ -122,18 +122,43 @@ def open_shard_set(url: str, *, kind: str, cache_dir: str = "") -> ShardSet:
         tar_urls.append(storage.join(url, info.name))
     if not samples:
         raise ValueError(f"{url}: the shard set holds no samples")
-    motion = _camera_motion(url) if kind == "train" else {}
+    if len(samples) != summary.num_samples:
+        raise ValueError(f"{storage.join(url, SUMMARY_FILE)}: says {summary.num_samples} samples, its shards' "
+                         f"indexes hold {len(samples)}")
+    manifest = _manifest(url)
+    if manifest is not None:
+        _check_against_manifest(manifest, samples, where=storage.join(url, MANIFEST_FILE))
+    motion = {}
+    if kind == "train" and manifest is not None:
+        motion = _camera_motion(manifest, storage.join(url, MANIFEST_FILE))
     return ShardSet(url=url, summary=summary, tar_urls=tuple(tar_urls), samples=tuple(samples), camera_motion=motion)
 
 
-def _camera_motion(url: str) -> dict[str, np.ndarray]:
-    """key -> (3, 4, 4) camera motion from manifest.parquet (empty for sets written before the column existed)."""
+def _manifest(url: str):
+    """manifest.parquet of a shard set (a pyarrow Table), or None for a set without one."""
     from pipeline.shards.tables import read_parquet
 
     manifest_url = storage.join(url, MANIFEST_FILE)
-    if not storage.exists(manifest_url):
-        return {}
-    table = read_parquet(manifest_url)
+    return read_parquet(manifest_url) if storage.exists(manifest_url) else None
+
+
+def _check_against_manifest(table, samples: list[SampleEntry], *, where: str) -> None:
+    """The shards' indexes and the manifest list the same samples (a set whose tars or indexes lost samples, or
+    whose manifest belongs to another set, is refused before anything is read from it)."""
+    listed = table.column("key").to_pylist()
+    indexed = [e.key for e in samples]
+    if len(listed) != len(indexed) or set(listed) != set(indexed):
+        missing = sorted(set(listed) - set(indexed))
+        extra = sorted(set(indexed) - set(listed))
+        detail = "; ".join(part for part in (
+            f"{len(missing)} manifest samples not in the shards (e.g. {missing[0]})" if missing else "",
+            f"{len(extra)} shard samples not in the manifest (e.g. {extra[0]})" if extra else "",
+        ) if part) or "duplicate keys"
+        raise ValueError(f"{where}: lists {len(listed)} samples, the shards hold {len(indexed)}: {detail}")
+
+
+def _camera_motion(table, manifest_url: str) -> dict[str, np.ndarray]:
+    """key -> (3, 4, 4) camera motion from the manifest (empty for sets written before the column existed)."""
     if "T_target_to_frames" not in table.column_names:
         return {}
     out = {}

@@ -48,3 +48,27 @@ def test_loaders_read_real_shard_sets(kitti_sets, kind):
         seen += [k for k, v in zip(eb.keys, eb.valid_B.tolist()) if v]
         assert all(g.dtype == np.float32 and g.ndim == 2 for g in eb.gt_depths)
     assert sorted(seen) == sorted(eval_keys)
+
+
+def test_a_set_that_disagrees_with_its_manifest_is_refused(kitti_sets, tmp_path):
+    """A shard dropped from summary.json (with the sample count made to match): the indexes no longer hold what
+    the manifest lists, and opening the set says so instead of evaluating a subset."""
+    import json
+    import shutil
+
+    from pipeline.loader.shardset import open_shard_set
+
+    for kind in ("train", "eval"):
+        dst = str(tmp_path / kind)
+        shutil.copytree(kitti_sets[kind], dst)
+        path = f"{dst}/summary.json"
+        summary = json.loads(open(path).read())
+        dropped = summary["shards"].pop()
+        summary["num_samples"] -= dropped["num_samples"]
+        open(path, "w").write(json.dumps(summary))
+        with pytest.raises(ValueError, match="manifest.parquet: lists .* samples, the shards hold .*not in the shards"):
+            open_shard_set(dst, kind=kind)
+        summary["num_samples"] += 1
+        open(path, "w").write(json.dumps(summary))
+        with pytest.raises(ValueError, match="summary.json: says .* samples, its shards' indexes hold"):
+            open_shard_set(dst, kind=kind)
