@@ -76,6 +76,7 @@ def _onnx_runner(net: nn.Module, x: torch.Tensor, threads: int, tmp: str) -> Cal
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # its idle threads would slow torch's
     session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     feed = {"image": x.numpy()}
     return lambda: session.run(None, feed)
