@@ -3,7 +3,7 @@
 Each module in COMMANDS defines `add_arguments(parser)` and `run(args) -> int`, and can also be run on its own as
 `python -m jobs.<module> ...` (what `ray job submit` uses). Conventions: every path accepts a local path or an fsspec
 URL (s3://bucket/prefix, file://...); errors are one line naming the file or option; exit 2 for usage errors, 1 for
-failures; set RMDEPTH_DEBUG=1 to see tracebacks.
+failures (any other exception too: its type and first line); set RMDEPTH_DEBUG=1 to see tracebacks.
 """
 
 from __future__ import annotations
@@ -83,6 +83,12 @@ def _guarded(fn, args, name: str, parser: argparse.ArgumentParser) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - anything else is still one line; the traceback on request
+        if os.environ.get("RMDEPTH_DEBUG"):
+            raise
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        print(f"{name}: error: {type(e).__name__}: {first} (RMDEPTH_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

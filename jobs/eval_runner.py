@@ -61,9 +61,9 @@ def run_parts(fn, kwargs_list: list[dict[str, Any]], *, num_cpus: float, num_gpu
     """Run fn(**kw) for every kw as Ray tasks (using the running Ray, else connecting/starting one)."""
     import ray
 
-    from jobs.ray_cluster import ray_session
+    from jobs.ray_cluster import ray_session, task_errors_in_one_line
 
-    with ray_session(address=address):
+    with ray_session(address=address), task_errors_in_one_line("a worker failed"):
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=2)(fn)
         return ray.get([remote.remote(**kw) for kw in kwargs_list])
 

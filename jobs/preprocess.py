@@ -81,10 +81,11 @@ def _ray_runner(progress, *, workers: int):
     def run(tasks):
         import ray
 
-        from jobs.ray_cluster import ray_session
+        from jobs.ray_cluster import ray_session, task_errors_in_one_line
         from pipeline.shards.task import write_shard
 
-        with ray_session(num_cpus=max(1, workers), log_to_driver=bool(os.environ.get("RAY_ADDRESS"))):
+        with ray_session(num_cpus=max(1, workers), log_to_driver=bool(os.environ.get("RAY_ADDRESS"))), \
+                task_errors_in_one_line("a shard task failed"):
             remote = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(write_shard)
             pending = [remote.remote(t) for t in tasks]
 

@@ -51,6 +51,23 @@ def ray_session(*, num_cpus: int | None = None, address: str | None = None, log_
 
 
 @contextmanager
+def task_errors_in_one_line(what: str) -> Iterator[None]:
+    """A Ray task that raised (a bad input, an S3 endpoint gone) becomes one JobError line: `what: <the task's own
+    message>` instead of Ray's multi-page RayTaskError (the full chain stays attached, for RMDEPTH_DEBUG=1)."""
+    import ray
+
+    from jobs.errors import JobError
+
+    try:
+        yield
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        text = str(cause) if isinstance(cause, BaseException) else ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()] or [type(cause or e).__name__]
+        raise JobError(f"{what}: {lines[0]}") from e
+
+
+@contextmanager
 def _sigterm_exits() -> Iterator[None]:
     """SIGTERM raises SystemExit(143) in the main thread, so `finally` blocks (the Ray shutdown) run."""
     if threading.current_thread() is not threading.main_thread():
