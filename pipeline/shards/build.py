@@ -143,6 +143,7 @@ def build_shard_set(cfg: ShardConfig, dst: str, *, run_tasks: Callable[[list[Sha
                             f"{skipped[0]['reason']} (the set is left incomplete)")
     faults.inject("before_summary")
     rows = [r for o in ordered for r in o.rows]
+    accounting = _accounting(p, ordered, written=len(rows), dst=dst)
     write_parquet(storage.join(dst, MANIFEST_FILE), rows, MANIFEST_SCHEMA)
     write_parquet(storage.join(dst, ERRORS_FILE), skipped, ERRORS_SCHEMA)
     stages: dict[str, int] = {}
@@ -154,7 +155,7 @@ def build_shard_set(cfg: ShardConfig, dst: str, *, run_tasks: Callable[[list[Sha
                                num_bytes=o.num_bytes) for o in ordered if o.num_samples),
         num_errors=len(skipped), config=config_dict(cfg), code_version=code_version(),
         created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        extra={"filtered": p.listing.filtered, "errors_by_stage": stages,
+        extra={"filtered": p.listing.filtered, "errors_by_stage": stages, "accounting": accounting,
                "num_planned": len(p.listing.records), "num_reused_shards": sum(o.reused for o in ordered),
                **({"num_with_camera_motion": sum(r.get("T_target_to_frames") is not None for r in rows)}
                   if cfg.kind == "train" else {}),
@@ -164,6 +165,21 @@ def build_shard_set(cfg: ShardConfig, dst: str, *, run_tasks: Callable[[list[Sha
     storage.write_text(storage.join(dst, SUMMARY_FILE), summary.to_json())
     storage.remove(storage.join(dst, PARTS_DIR), recursive=True)
     return summary
+
+
+def _accounting(p: Plan, outcomes: list[ShardOutcome], *, written: int, dst: str) -> dict[str, int]:
+    """What became of the inputs, stage by stage: the listing turns what it finds into planned samples, recorded
+    skips (an input: a file, a drive's camera, a split line) and counted filters; every planned sample is then
+    written or skipped with a record: planned = written + skipped while encoding, exactly. A difference means a
+    sample was lost without a trace: the set is not written."""
+    encode_skipped = sum(len(o.skipped) for o in outcomes)
+    planned = len(p.listing.records)
+    if written + encode_skipped != planned:
+        raise ShardSetError(f"{dst}: {planned} samples planned, but {written} written and {encode_skipped} skipped "
+                            "while encoding: inputs unaccounted for (the set is left incomplete)")
+    listing_skipped, filtered = len(p.listing.skipped), sum(p.listing.filtered.values())
+    return {"inputs_skipped_while_listing": listing_skipped, "filtered": filtered, "planned": planned,
+            "skipped_while_encoding": encode_skipped, "written": written}
 
 
 def _check_all(outcomes: Iterable[ShardOutcome], tasks: list[ShardTask]) -> Iterator[ShardOutcome]:

@@ -90,7 +90,11 @@ def test_cityscapes_faults(tmp_path):
     # 6 frames, gap 2: targets at snippet indices 2, 3; index 2 is corrupt -> target 2 skipped (its own frame)
     assert stages == {("decode", "aachen_000000"): 1, ("calib", "aachen_000001"): 1, ("calib", "bochum_000000"): 1}
     assert any("malformed camera json" in e["reason"] and e["file"].endswith("_camera.json") for e in errors)
-    assert read_shard_set(out).num_samples == 2 * 4 - 2 - 2 - 1
+    summary = read_shard_set(out)
+    assert summary.num_samples == 2 * 4 - 2 - 2 - 1
+    acc = summary.extra["accounting"]  # every planned sample is written or skipped with a record
+    assert acc == {"inputs_skipped_while_listing": 2, "filtered": 0, "planned": 4, "skipped_while_encoding": 1,
+                   "written": 3}
 
 
 def test_bad_src_fails_fast(tmp_path, synth_cityscapes):
@@ -107,3 +111,16 @@ def test_bad_src_fails_fast(tmp_path, synth_cityscapes):
     proc = _shard("--dataset", "kitti", "--input", str(empty), "--output", str(tmp_path / "o"), "--cameras", "04")
     assert proc.returncode == 2 and "cameras" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_sample_lost_without_a_record_stops_the_set():
+    from types import SimpleNamespace
+
+    from pipeline.shards.build import Plan, ShardSetError, _accounting
+    from pipeline.sources.records import Listing
+
+    plan = Plan(listing=Listing(records=["a", "b", "c"]), tasks=[])
+    outcomes = [SimpleNamespace(skipped=[{"file": "x"}])]
+    assert _accounting(plan, outcomes, written=2, dst="d")["planned"] == 3
+    with pytest.raises(ShardSetError, match="3 samples planned, but 1 written and 1 skipped"):
+        _accounting(plan, outcomes, written=1, dst="d")
