@@ -209,22 +209,28 @@ def test_auto_picks_dali_and_logs_it(train_set, caplog):
     assert "loader: DALI" in caplog.text
 
 
+def _damaged_copy(src: str, dst: str, *, kind: str, sample: int):
+    """A copy of a shard set whose sample `sample` has its target JPEG zeroed in place (same size, so the .idx stays
+    valid: only the image is broken). Returns (tar path, the sample's index entry)."""
+    from pipeline.loader.shardset import open_shard_set
+
+    shutil.copytree(src, dst)
+    entry = open_shard_set(dst, kind=kind).samples[sample]
+    off, size = entry.components["tgt.jpg"]
+    tar = open_shard_set(dst, kind=kind).tar_urls[entry.shard]
+    os.chmod(tar, 0o644)
+    with open(tar, "r+b") as f:
+        f.seek(off)
+        f.write(b"\0" * size)
+    return tar, entry
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_damaged_training_sample_is_skipped_and_named(train_set, tmp_path, kind):
     """Both loaders: the damaged sample's slot holds a good sample of its batch, marked invalid, and the batch names
     the damaged one (tar and key); every other sample is delivered as without the damage."""
-    from pipeline.loader.shardset import open_shard_set
-
     bad = str(tmp_path / "bad")
-    shutil.copytree(train_set, bad)
-    ss = open_shard_set(bad, kind="train")
-    entry = ss.samples[3]
-    off, size = entry.components["tgt.jpg"]
-    tar = ss.tar_urls[entry.shard]
-    os.chmod(tar, 0o644)
-    with open(tar, "r+b") as f:  # same size, so the .idx stays valid: only the image is broken
-        f.seek(off)
-        f.write(b"\0" * size)
+    tar, entry = _damaged_copy(train_set, bad, kind="train", sample=3)
     cfg = _cfg(kind, shuffle=False, augment=AugmentConfig(enabled=False))
     got, clean = _batches(bad, cfg), _batches(train_set, cfg)
     assert len(got) == len(clean)
@@ -239,18 +245,8 @@ def test_a_damaged_training_sample_is_skipped_and_named(train_set, tmp_path, kin
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_damaged_eval_frame_is_an_error_naming_the_tar(eval_set, tmp_path, kind):
-    from pipeline.loader.shardset import open_shard_set
-
     bad = str(tmp_path / "bad")
-    shutil.copytree(eval_set, bad)
-    ss = open_shard_set(bad, kind="eval")
-    entry = ss.samples[1]
-    off, size = entry.components["tgt.jpg"]
-    tar = ss.tar_urls[entry.shard]
-    os.chmod(tar, 0o644)
-    with open(tar, "r+b") as f:
-        f.seek(off)
-        f.write(b"\0" * size)
+    tar, _ = _damaged_copy(eval_set, bad, kind="eval", sample=1)
     with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)):
         list(build_eval_loader(bad, _cfg(kind)).epoch_iterator(0))
 
