@@ -1,8 +1,9 @@
 """Acceptance: Ray Train with 2 CPU workers (gloo DDP) on synthetic shards, checkpoints on a moto S3 server.
 
-One run covers: training, distributed validation, checkpoints on S3, a worker failure mid-epoch (test-only fault
-seam RMDEPTH_FAULT, max_failures=1) restarting from the last checkpoint with the same total number of
-optimizer steps as an uninterrupted run; then the driver is started again with the same run name and resumes.
+One run covers: training, distributed validation, checkpoints on S3, a worker killed with SIGKILL mid-epoch (a crash,
+not a raised exception: test-only fault seam RMDEPTH_FAULT, max_failures=1) restarting from the last checkpoint with
+the same total number of optimizer steps as an uninterrupted run; then the driver is started again with the same run
+name and resumes.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ def test_two_workers_s3_failure_and_driver_restart(ray_local, s3_bucket, shard_s
 
     storage_path = f"{s3_bucket}/runs"
     cfg = small_config(shard_sets, *RUN, "train.epochs=2")
-    # rank 1 fails once right after step 7 (epoch 1, mid-epoch); the latest checkpoint is at step 6
-    os.environ["RMDEPTH_FAULT"] = f"point=train_step,at=7,rank=1,action=raise,marker={tmp_path / 'fault'}"
+    # rank 1's process is SIGKILLed once right after step 7 (epoch 1, mid-epoch); the latest checkpoint is at step 6
+    os.environ["RMDEPTH_FAULT"] = f"point=train_step,at=7,rank=1,action=kill,marker={tmp_path / 'fault'}"
     try:
         res = train(cfg, storage_path=storage_path, run_name="acc", tensorboard_dir=str(tmp_path / "tb"))
     finally:
