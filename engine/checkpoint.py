@@ -373,9 +373,7 @@ class LocalCheckpointStore:
             yield None
             return
         with tempfile.TemporaryDirectory(prefix="rmdepth-ckpt-") as tmp:
-            fs, path = storage.filesystem(urls[-1])
-            for f in fs.find(path):
-                rel = os.path.relpath(f, path)
+            for rel in storage.find(urls[-1]):
                 storage.get_file(storage.join(urls[-1], rel), os.path.join(tmp, rel))
             yield tmp
 

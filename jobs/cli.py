@@ -15,6 +15,7 @@ import os
 import sys
 
 from jobs.errors import JobError, UsageError
+from pipeline.storage import RemoteStorageError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_module(module, argv: list[str] | None = None, *, prog: str | None = None) -> int:
     """Parse argv for one job module and run it with the CLI's error conventions."""
-    parser = argparse.ArgumentParser(prog=prog or module.__name__, description=(module.__doc__ or "").strip())
+    name = module.__spec__.name if module.__name__ == "__main__" and module.__spec__ else module.__name__
+    parser = argparse.ArgumentParser(prog=prog or name, description=(module.__doc__ or "").strip())
     module.add_arguments(parser)
     args = parser.parse_args(argv)
     return _guarded(module.run, args, parser.prog, parser)
@@ -74,8 +76,8 @@ def _guarded(fn, args, name: str, parser: argparse.ArgumentParser) -> int:
         parser.print_usage(sys.stderr)
         print(f"{name}: error: {e}", file=sys.stderr)
         return 2
-    except (JobError, ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
-            NotADirectoryError) as e:
+    except (JobError, RemoteStorageError, ValueError, FileNotFoundError, FileExistsError, PermissionError,
+            IsADirectoryError, NotADirectoryError) as e:
         if os.environ.get("RMDEPTH_DEBUG"):
             raise
         print(f"{name}: error: {e}", file=sys.stderr)

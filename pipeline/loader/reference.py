@@ -53,8 +53,7 @@ class _ByteReader:
         off, size = entry.components[component]
         url = self.tar_urls[entry.shard]
         if storage.is_remote(url):
-            fs, path = storage.filesystem(url)
-            data = fs.cat_file(path, start=off, end=off + size)
+            data = storage.read_range(url, off, off + size)
         else:
             data = os.pread(self._fd(entry.shard), size, off)
         if len(data) != size:

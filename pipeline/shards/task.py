@@ -92,8 +92,7 @@ def finished(task: ShardTask) -> ShardOutcome | None:
                 return None
         except ValueError:
             return None
-        fs, path = storage.filesystem(tar_url)
-        if fs.size(path) != out.num_bytes:
+        if storage.size(tar_url) != out.num_bytes:
             return None
     out.reused = True
     return out
