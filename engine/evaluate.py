@@ -17,14 +17,16 @@ No Ray, no I/O: the jobs in `jobs/` distribute this.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.run_config import PROTOCOL_NAMES
+from engine.run_config import MAX_BAD_FRAMES, PROTOCOL_NAMES
 from model.metrics import METRIC_NAMES, ImageResult, MetricAccumulator, evaluate_depth_map
 from pipeline.batch import EvalBatch
 
@@ -229,7 +231,10 @@ def evaluate_disparity_batch(
 
 
 def evaluate_batch(depth_net: torch.nn.Module, eval_batch: EvalBatch, protocol: EvalProtocol) -> list[dict[str, Any]]:
-    """Run the depth net on an EvalBatch and score each valid sample under `protocol` -> per-image rows."""
+    """Run the depth net on an EvalBatch and score each valid sample under `protocol` -> per-image rows (the
+    in-training validation: a damaged frame the loader skipped is left out, with one log line)."""
+    for frame in eval_batch.skipped:
+        _stderr(f"validation skipped a damaged frame: {frame.shard}: sample {frame.key!r}: {frame.reason}")
     disp = predict_disparity(depth_net, eval_batch.image_B3HW, use_post_process=protocol.use_post_process)
     return evaluate_disparity_batch(disp, eval_batch, protocol)
 
@@ -345,8 +350,8 @@ def _split(arr: np.ndarray, url: str, what: str) -> list[np.ndarray]:
 
 @dataclass(kw_only=True)
 class PartResult:
-    """What one worker sends back: per-image rows (model and, if asked, the constant baseline), a few samples for
-    the report grid, and timing."""
+    """What one worker sends back: per-image rows (model and, if asked, the constant baseline), the frames it
+    skipped as damaged, a few samples for the report grid, and timing."""
 
     rank: int
     rows: list[dict[str, Any]]
@@ -355,6 +360,29 @@ class PartResult:
     identity: dict[str, Any]
     num_batches: int
     seconds: float
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """{"shard", "key", "reason"} of each damaged frame of this part (pipeline.batch.SkippedFrame)."""
+
+
+class TooManyBadFramesError(ValueError):
+    """More damaged frames than the evaluation's budget (max_bad_frames)."""
+
+
+def count_skipped(skipped: list[dict[str, str]], found, *, max_bad_frames: int,
+                  log: Callable[[str], None]) -> None:
+    """Add the SkippedFrames `found` to `skipped`, one log line each; past `max_bad_frames` stop, naming the shard."""
+    for frame in found:
+        skipped.append(frame.as_dict())
+        log(f"skipped a damaged evaluation frame ({len(skipped)} so far): {frame.shard}: sample {frame.key!r}: "
+            f"{frame.reason}")
+        if len(skipped) > max_bad_frames:
+            raise TooManyBadFramesError(
+                f"more than max_bad_frames={max_bad_frames} damaged evaluation frames; the last: {frame.shard}: "
+                f"sample {frame.key!r}: {frame.reason}")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def evaluate_batches(
@@ -365,17 +393,24 @@ def evaluate_batches(
     baseline: bool = False,
     grid_samples: int = 0,
     device: str | torch.device = "cpu",
+    max_bad_frames: int = MAX_BAD_FRAMES,
+    skipped: list[dict[str, str]] | None = None,
+    log: Callable[[str], None] = _stderr,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any], int]:
-    """Score every valid sample of an iterable of EvalBatch -> (rows, baseline rows, grid samples, batches)."""
+    """Score every valid sample of an iterable of EvalBatch -> (rows, baseline rows, grid samples, batches). The
+    damaged frames the loader skipped (EvalBatch.skipped) are logged, one line each, and appended to `skipped` (if
+    given), up to `max_bad_frames` (TooManyBadFramesError after that)."""
     from engine.report import GridSample
     from engine.viz import to_uint8_image
 
     rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] = []
     samples: list[GridSample] = []
+    skipped = [] if skipped is None else skipped
     n = 0
     for batch in batches:
         n += 1
+        count_skipped(skipped, batch.skipped, max_bad_frames=max_bad_frames, log=log)
         batch = batch.to(device)
         disp = predict_disparity(depth_net, batch.image_B3HW, use_post_process=protocol.use_post_process)
         rows += evaluate_disparity_batch(disp, batch, protocol)
@@ -408,9 +443,11 @@ def evaluate_part(
     baseline: bool = False,
     grid_samples: int = 0,
     num_threads: int = 0,
+    max_bad_frames: int = MAX_BAD_FRAMES,
 ) -> PartResult:
     """Load the checkpoint, build the eval loader for part `rank` of `world_size` of the shard set `data`, and
-    score it. Every frame of the set lands in exactly one part; padding samples (valid_B False) are skipped."""
+    score it. Every frame of the set lands in exactly one part, scored or (damaged) skipped; padding samples
+    (valid_B False) are left out."""
     import time
 
     from engine.checkpoint import load_inference_model
@@ -422,8 +459,10 @@ def evaluate_part(
     depth_net, cfg, identity = load_inference_model(checkpoint, device=device)
     loader_cfg = dataclasses.replace(cfg.loader, batch_size=batch_size, device="gpu" if str(device).startswith("cuda") else "cpu")
     batches = build_eval_loader(data, loader_cfg, rank=rank, world_size=world_size)
+    skipped: list[dict[str, str]] = []
     rows, base_rows, samples, n = evaluate_batches(
-        depth_net, batches, protocol, baseline=baseline, grid_samples=grid_samples if rank == 0 else 0, device=device
+        depth_net, batches, protocol, baseline=baseline, grid_samples=grid_samples if rank == 0 else 0, device=device,
+        max_bad_frames=max_bad_frames, skipped=skipped,
     )
     return PartResult(
         rank=rank,
@@ -433,4 +472,5 @@ def evaluate_part(
         identity=identity,
         num_batches=n,
         seconds=time.perf_counter() - t0,
+        skipped=skipped,
     )

@@ -95,7 +95,7 @@ def render_markdown(summary: dict[str, Any], *, grid_name: str | None) -> str:
         f"# Depth evaluation: {summary['protocol']['name']}",
         "",
         f"{summary['num_images']} test frames from `{summary['data']}`, metrics averaged per image "
-        "(monodepth2 `compute_errors`).",
+        "(monodepth2 `compute_errors`)." + _skipped_note(summary),
         "",
         "## Metrics",
         "",
@@ -112,11 +112,19 @@ def render_markdown(summary: dict[str, Any], *, grid_name: str | None) -> str:
     ]
     if summary.get("eval_set"):
         parts += ["## Eval set", "", kv_md(summary["eval_set"]), ""]
+    if summary.get("skipped"):
+        parts += ["## Skipped (damaged) frames", ""]
+        parts += [f"- `{s['shard']}` `{s['key']}`: {s['reason']}" for s in summary["skipped"]] + [""]
     if summary.get("ratio_median") is not None:
         parts += [f"Median-scaling ratios: median {summary['ratio_median']:.3f}, std {summary['ratio_std']:.3f}.", ""]
     if grid_name:
         parts += ["## Samples (input | predicted depth | GT depth)", "", f"![samples]({grid_name})", ""]
     return "\n".join(parts)
+
+
+def _skipped_note(summary: dict[str, Any]) -> str:
+    n = len(summary.get("skipped") or [])
+    return f" {n} damaged frame(s) of {summary['frames']['total']} skipped (listed in metrics.json)." if n else ""
 
 
 def render_html(summary: dict[str, Any], *, grid_name: str | None) -> str:
@@ -137,7 +145,7 @@ def render_html(summary: dict[str, Any], *, grid_name: str | None) -> str:
         "td,th{border:1px solid #999;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
         f"<h1>Depth evaluation: {html.escape(summary['protocol']['name'])}</h1>"
         f"<p>{summary['num_images']} test frames from <code>{html.escape(str(summary['data']))}</code>, "
-        "metrics averaged per image.</p>"
+        f"metrics averaged per image.{html.escape(_skipped_note(summary))}</p>"
         f"<h2>Metrics</h2><table><tr><th></th>{head}</tr>{body}</table>"
         f"<h2>Protocol</h2>{kv(summary['protocol'])}<h2>Checkpoint</h2>{kv(summary['checkpoint'])}"
         + (f"<h2>Eval set</h2>{kv(summary['eval_set'])}" if summary.get("eval_set") else "")
@@ -158,9 +166,12 @@ def write_eval_outputs(
     baseline_rows: list[dict[str, Any]] | None = None,
     samples: list[GridSample] | None = None,
     eval_set: dict[str, Any] | None = None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Write all outputs under `out_url`; returns the summary written to metrics.json."""
+    """Write all outputs under `out_url`; returns the summary written to metrics.json. `skipped`: the damaged frames
+    left out ({"shard", "key", "reason"}); frames total = evaluated (num_images) + skipped."""
     ratios = np.array([r["ratio"] for r in rows], dtype=np.float64) if rows else np.zeros(0)
+    skipped = list(skipped or [])
     summary = {
         "metrics": metrics,
         "baseline": baseline,
@@ -169,6 +180,8 @@ def write_eval_outputs(
         "data": data,
         "eval_set": eval_set,
         "num_images": len(rows),
+        "frames": {"total": len(rows) + len(skipped), "evaluated": len(rows), "skipped": len(skipped)},
+        "skipped": skipped,
         "ratio_median": float(np.median(ratios)) if protocol_settings.get("use_median_scaling") and len(ratios) else None,
         "ratio_std": float(np.std(ratios)) if protocol_settings.get("use_median_scaling") and len(ratios) else None,
     }

@@ -13,6 +13,8 @@ from pipeline.loader.config import LoaderConfig
 
 PROTOCOL_NAMES = ("kitti-eigen", "kitti-eigen-benchmark", "cityscapes")
 """The evaluation protocols (engine.evaluate.PROTOCOLS defines them), for configs and command lines."""
+MAX_BAD_FRAMES = 10
+"""Damaged frames an evaluation skips (reported in metrics.json) before it stops (`rmdepth eval --max-bad-frames`)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,13 +1,15 @@
 """Distributed evaluation of one checkpoint: Ray tasks with rank/world_size, merged on the driver.
 
 Each task runs `engine.evaluate.evaluate_part` on a disjoint part of the eval shard set; the driver concatenates the
-per-image rows, checks that every frame of the set was counted exactly once (no duplicate keys; count ==
-summary.json num_samples) and averages per image. `num_workers=0` runs one part in this process without Ray.
+per-image rows and the skipped (damaged) frames, checks that every frame of the set was counted exactly once,
+either evaluated or skipped (no duplicate keys; evaluated + skipped == summary.json num_samples), that no more than
+`max_bad_frames` were skipped in all, and averages per image. `num_workers=0` runs one part in this process without
+Ray.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.errors import JobError
@@ -24,6 +26,8 @@ class EvalResult:
     protocol: Any
     seconds: float
     eval_set: dict[str, Any] | None = None
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    """{"shard", "key", "reason"} of every damaged frame left out, in part order."""
 
 
 def protocol_for_shard_set(protocol, summary):
@@ -69,16 +73,26 @@ def run_parts(fn, kwargs_list: list[dict[str, Any]], *, num_cpus: float, num_gpu
 
 
 def merge_parts(parts, *, expected: int | None, data: str):
-    """Concatenate part rows in rank order and check exactly-once coverage."""
+    """Concatenate part rows in rank order and check exactly-once coverage (a skipped frame counts as covered)."""
     parts = sorted(parts, key=lambda p: p.rank)
     rows = [r for p in parts for r in p.rows]
-    keys = [r["key"] for r in rows]
+    skipped = [s for p in parts for s in p.skipped]
+    keys = [r["key"] for r in rows] + [s["key"] for s in skipped]
     if len(set(keys)) != len(keys):
         dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
         raise JobError(f"{data}: frames evaluated more than once across workers: {dup}")
-    if expected is not None and len(rows) != expected:
-        raise JobError(f"{data}: evaluated {len(rows)} frames but the shard set holds {expected}")
+    if expected is not None and len(keys) != expected:
+        also = f" and skipped {len(skipped)}" if skipped else ""
+        raise JobError(f"{data}: evaluated {len(rows)} frames{also} but the shard set holds {expected}")
     return parts, rows
+
+
+def check_bad_frame_budget(skipped: list[dict[str, str]], *, max_bad_frames: int, data: str) -> None:
+    """Each part stops past the budget on its own; the parts together may still exceed it."""
+    if len(skipped) > max_bad_frames:
+        last = skipped[-1]
+        raise JobError(f"{data}: {len(skipped)} damaged frames, more than max_bad_frames={max_bad_frames}; the last: "
+                       f"{last['shard']}: sample {last['key']!r}: {last['reason']}")
 
 
 def evaluate_checkpoint(
@@ -93,10 +107,11 @@ def evaluate_checkpoint(
     baseline: bool = False,
     grid_samples: int = 4,
     ray_address: str | None = None,
+    max_bad_frames: int | None = None,
 ) -> EvalResult:
     import time
 
-    from engine.evaluate import accumulate, evaluate_part
+    from engine.evaluate import MAX_BAD_FRAMES, accumulate, evaluate_part
     from pipeline import storage
     from pipeline.loader.shardset import read_summary
     from pipeline.schema import SUMMARY_FILE
@@ -109,9 +124,10 @@ def evaluate_checkpoint(
     protocol = protocol_for_shard_set(protocol, summary)
     t0 = time.perf_counter()
     world = max(1, num_workers)
+    budget = MAX_BAD_FRAMES if max_bad_frames is None else max_bad_frames
     common = dict(checkpoint=checkpoint, data=data, protocol=protocol, world_size=world, batch_size=batch_size,
                   device=device, baseline=baseline, grid_samples=grid_samples,
-                  num_threads=max(1, int(cpus_per_worker)) if num_workers else 0)
+                  num_threads=max(1, int(cpus_per_worker)) if num_workers else 0, max_bad_frames=budget)
     kwargs_list = [dict(common, rank=r) for r in range(world)]
     if num_workers == 0:
         parts = [evaluate_part(**kwargs_list[0])]
@@ -119,6 +135,8 @@ def evaluate_checkpoint(
         gpus = 1.0 if device.startswith("cuda") else 0.0
         parts = run_parts(evaluate_part, kwargs_list, num_cpus=cpus_per_worker, num_gpus=gpus, address=ray_address)
     parts, rows = merge_parts(parts, expected=summary.num_samples, data=data)
+    skipped = [s for p in parts for s in p.skipped]
+    check_bad_frame_budget(skipped, max_bad_frames=budget, data=data)
     base_rows = [r for p in parts for r in p.baseline_rows] if baseline else None
     identity = {"url": checkpoint, **parts[0].identity}
     return EvalResult(
@@ -131,4 +149,5 @@ def evaluate_checkpoint(
         protocol=protocol,
         seconds=time.perf_counter() - t0,
         eval_set=eval_set_info(data, summary),
+        skipped=skipped,
     )

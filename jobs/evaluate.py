@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from engine.run_config import PROTOCOL_NAMES
+from engine.run_config import MAX_BAD_FRAMES, PROTOCOL_NAMES
 from jobs.cli import run_module
 from jobs.config_args import add_config_arguments, alias, resolve_config
 from jobs.errors import UsageError
@@ -66,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--out", help="output dir/URL for metrics.json, per_image.parquet, grid.png, report.md/.html")
     src.add_argument("--baseline", choices=("none", "constant"), default="none", help="also evaluate the median-scaled constant-depth baseline")
     src.add_argument("--grid-samples", type=int, default=4, help="frames shown in the report's image grid (default 4)")
+    src.add_argument("--max-bad-frames", type=int, default=MAX_BAD_FRAMES,
+                     help="damaged frames (undecodable JPEG, k.f32 or gt.npy) skipped, logged and listed in "
+                          f"metrics.json before the evaluation stops with an error naming the shard (default "
+                          f"{MAX_BAD_FRAMES}; 0: the first one stops it)")
     ext = parser.add_argument_group("external predictions")
     ext.add_argument("--predictions", help="predictions made elsewhere: .npy (N x H x W) or .npz")
     ext.add_argument("--gt", help="ground truth .npz (rmdepth export-gt or monodepth2 gt_depths.npz)")
@@ -81,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_external(args)
     if not (args.checkpoint and args.data and args.out):
         raise UsageError("give --checkpoint, --data and --out (or --predictions and --gt for external predictions)")
-    if args.num_workers < 0 or args.batch_size < 1 or args.grid_samples < 0:
-        raise UsageError("--num-workers must be >= 0, --batch-size >= 1, --grid-samples >= 0")
+    if args.num_workers < 0 or args.batch_size < 1 or args.grid_samples < 0 or args.max_bad_frames < 0:
+        raise UsageError("--num-workers must be >= 0, --batch-size >= 1, --grid-samples >= 0, --max-bad-frames >= 0")
     from engine.report import write_eval_outputs
     from jobs.eval_runner import evaluate_checkpoint
 
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         baseline=args.baseline == "constant",
         grid_samples=args.grid_samples,
         ray_address=args.ray_address,
+        max_bad_frames=args.max_bad_frames,
     )
     summary = write_eval_outputs(
         args.out,
@@ -110,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
         baseline_rows=result.baseline_rows,
         samples=result.samples,
         eval_set=result.eval_set,
+        skipped=result.skipped,
     )
-    _print_metrics(summary["metrics"], summary["baseline"], len(result.rows))
+    _print_metrics(summary["metrics"], summary["baseline"], len(result.rows), len(result.skipped))
     if args.json:
         from pipeline import storage
 
@@ -159,10 +165,10 @@ def _run_external(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_metrics(metrics: dict, baseline: dict | None, n: int) -> None:
+def _print_metrics(metrics: dict, baseline: dict | None, n: int, skipped: int = 0) -> None:
     from model.metrics import METRIC_NAMES
 
-    print(f"{n} images")
+    print(f"{n} images" + (f" ({skipped} damaged frames skipped, listed in metrics.json)" if skipped else ""))
     print(("{:>10}" * (len(METRIC_NAMES) + 1)).format("", *METRIC_NAMES))
     print(("{:>10}" + "{:10.4f}" * len(METRIC_NAMES)).format("model", *[metrics[k] for k in METRIC_NAMES]))
     if baseline:

@@ -52,13 +52,30 @@ class Batch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SkippedFrame:
+    """An evaluation frame that could not be read or decoded: left out of the metrics and reported."""
+
+    shard: str
+    """The tar that holds it (URL or path)."""
+    key: str
+    reason: str
+    """What is wrong (the member and the decoder's message)."""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"shard": self.shard, "key": self.key, "reason": self.reason}
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalBatch:
     """An evaluation batch: target frames at network resolution and ground truth at its own resolution.
 
     image_B3HW: float32 in [0, 1], no augmentation.
     K_B33: intrinsics for (H, W) of image_B3HW.
     gt_depths: one float32 array per sample, (H_gt, W_gt) in metres, 0 = invalid.
-    valid_B: False for padding samples added to equalise batch counts across ranks; never counted in metrics.
+    valid_B: False for padding samples added to equalise batch counts across ranks and for damaged frames; never
+        counted in metrics.
+    skipped: the damaged frames of this batch (never padding), each reported once across ranks; their slots hold
+        placeholders with valid_B False.
     """
 
     image_B3HW: torch.Tensor
@@ -66,6 +83,7 @@ class EvalBatch:
     gt_depths: tuple
     keys: tuple[str, ...]
     valid_B: torch.Tensor
+    skipped: tuple[SkippedFrame, ...] = ()
 
     @property
     def batch_size(self) -> int:

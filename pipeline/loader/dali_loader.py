@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from nvidia.dali.plugin.pytorch import DALIGenericIterator, LastBatchPolicy
 
-from pipeline.batch import Batch, EvalBatch
+from pipeline.batch import Batch, EvalBatch, SkippedFrame
 from pipeline.loader import augment, partition
 from pipeline.loader.config import LoaderConfig
 from pipeline.loader.core import EvalOrder, LoaderCore, TrainOrder
@@ -287,10 +287,64 @@ class DaliTripletEvalLoader(_Triplets, EvalOrder):
 
 
 class DaliEvalLoader(_DaliDecoder, EvalOrder):
-    """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B)."""
+    """Evaluation batches for one rank: every sample of the set exactly once across ranks (valid_B). When DALI fails
+    on a damaged frame, the batches in flight are checked frame by frame (PIL); each damaged frame's slot gets a
+    good frame of the plan, marked invalid, the frame is reported in EvalBatch.skipped (where it is not padding) and
+    the pipeline restarts at the failed batch."""
 
     def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[EvalBatch]:
         plan, _ = self.epoch_plan(epoch, start_step)
+        B = self.cfg.batch_size
+        skipped: dict[int, SkippedFrame] = {}  # position in the plan -> the damaged real frame it held
+        done = 0
+        while done < plan.num_batches:
+            try:
+                for step, batch in self._plan_batches(plan.from_step(done)):
+                    at = done + step
+                    here = tuple(skipped[p] for p in range(at * B, (at + 1) * B) if p in skipped)
+                    yield replace(batch, skipped=here + batch.skipped)
+                return
+            except _DaliBatchError as err:
+                failed = done + err.step
+                found = self._damaged(plan, failed)
+                if not found:
+                    raise RuntimeError(str(err)) from err
+                skipped.update({p: f for p, f in found.items() if plan.valid_M[p]})
+                plan = self._without_damaged(plan, found)
+                done = failed
+
+    def _damaged(self, plan: partition.RankPlan, step: int) -> dict[int, SkippedFrame]:
+        """{position in the plan: its SkippedFrame} of the damaged frames DALI may have been decoding at `step`."""
+        from pipeline.loader.reference import check_eval_frame
+
+        B = self.cfg.batch_size
+        stop = min(len(plan.sample_ids_M), (step + self.cfg.prefetch + 1) * B)
+        checked: dict[int, SkippedFrame | None] = {}  # padding repeats a frame: checked once
+        found = {}
+        for pos in range(step * B, stop):
+            i = int(plan.sample_ids_M[pos])
+            if i not in checked:
+                checked[i] = check_eval_frame(self.shard_set, i)
+            frame = checked[i]
+            if frame is not None:
+                found[pos] = frame
+        return found
+
+    def _without_damaged(self, plan: partition.RankPlan, found: dict[int, SkippedFrame]) -> partition.RankPlan:
+        """`plan` with each damaged position holding a good frame of the plan instead, marked invalid."""
+        from pipeline.loader.reference import check_eval_frame
+
+        ids, valid = plan.sample_ids_M.copy(), plan.valid_M.copy()
+        bad = {int(ids[p]) for p in found}
+        candidates = (i for i in dict.fromkeys(int(i) for i in ids) if i not in bad)
+        good = next((i for i in candidates if check_eval_frame(self.shard_set, i) is None), None)
+        if good is None:
+            raise RuntimeError(f"every frame of this evaluation part is damaged, e.g. {next(iter(found.values()))}")
+        for pos in found:
+            ids[pos], valid[pos] = good, False
+        return replace(plan, sample_ids_M=ids, valid_M=valid)
+
+    def _plan_batches(self, plan: partition.RankPlan) -> Iterator[tuple[int, EvalBatch]]:
         B = self.cfg.batch_size
         for step, out in self._run(plan, eval_pipeline, EVAL_OUTPUTS):
             sl = slice(step * B, (step + 1) * B)
@@ -304,12 +358,31 @@ class DaliEvalLoader(_DaliDecoder, EvalOrder):
                 params=augment.identity_params(len(entries)),
                 dst_wh=(self.cfg.width, self.cfg.height),
             )
-            gts = tuple(load_npy(bytes(row), entries[i].key) for i, row in enumerate(out["gt"].cpu().numpy()))
+            valid = plan.valid_M[sl].copy()
+            gts, bad = self._gts(out["gt"].cpu().numpy(), entries, valid)
             image = out["image"]
-            yield EvalBatch(
+            yield step, EvalBatch(
                 image_B3HW=image.float().div_(255.0),
                 K_B33=torch.from_numpy(K).to(image.device),
                 gt_depths=gts,
                 keys=tuple(keys),
-                valid_B=torch.from_numpy(plan.valid_M[sl].copy()),
+                valid_B=torch.from_numpy(valid),
+                skipped=bad,
             )
+
+    def _gts(self, rows: np.ndarray, entries: list, valid: np.ndarray) -> tuple[tuple, tuple[SkippedFrame, ...]]:
+        """The GT maps of a batch; a damaged gt.npy is a (1, 1) placeholder, its slot set invalid in `valid` and the
+        frame reported (where it is real)."""
+        from pipeline.loader.reference import skipped_frame
+
+        gts, bad = [], []
+        for i, row in enumerate(rows):
+            e = entries[i]
+            try:
+                gts.append(load_npy(bytes(row), e.key))
+            except ValueError as err:
+                gts.append(np.zeros((1, 1), np.float32))
+                if valid[i]:
+                    bad.append(skipped_frame(err, self.shard_set.tar_urls[e.shard], e.key))
+                valid[i] = False
+        return tuple(gts), tuple(bad)

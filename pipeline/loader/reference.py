@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from pipeline import storage
-from pipeline.batch import Batch, EvalBatch
+from pipeline.batch import Batch, EvalBatch, SkippedFrame
 from pipeline.loader import augment
 from pipeline.loader.core import EvalOrder, LoaderCore, TrainOrder
 from pipeline.loader.shardset import SampleEntry, ShardSet, load_npy
@@ -164,6 +164,41 @@ def _collate_train(items) -> Batch:
     )
 
 
+def _eval_frame(reader: _ByteReader, e: SampleEntry, dst_wh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image 3HW uint8 at dst_wh, K 33 float32 for it, gt HgWg float32) of one eval sample; ValueError naming the tar,
+    the key and the member when one cannot be decoded."""
+    url = reader.tar_urls[e.shard]
+    img = _decode_rgb(reader.read(e, "tgt.jpg"), url, e.key, "tgt.jpg")
+    whole = np.array([0.0, 0.0, 1.0, 1.0])
+    x = augment.resize_roi_flip(img, roi_4=whole, flip=False, dst_wh=dst_wh)
+    K = augment.adjust_K(_k33(reader.read(e, "k.f32"), url, e.key), src_wh=img.size, roi_4=whole, flip=False,
+                         dst_wh=dst_wh)
+    try:
+        gt = load_npy(reader.read(e, "gt.npy"), e.key)
+    except ValueError as err:
+        raise ValueError(f"{url}: {err}") from err
+    return x.transpose(2, 0, 1), K.astype(np.float32), gt
+
+
+def skipped_frame(err: ValueError, url: str, key: str) -> SkippedFrame:
+    """The record of a frame whose decoding raised `err` (the tar and key go to their own fields)."""
+    reason = str(err)
+    for prefix in (f"{url}: ", f"sample {key!r}: ", f"sample {key!r} "):
+        reason = reason.removeprefix(prefix)
+    return SkippedFrame(shard=url, key=key, reason=reason)
+
+
+def check_eval_frame(shard_set: ShardSet, sample_id: int) -> SkippedFrame | None:
+    """None if eval sample `sample_id` reads and decodes, else its SkippedFrame (the DALI eval loader's way to find
+    the damaged frame of a failed batch)."""
+    entry = shard_set.samples[sample_id]
+    try:
+        _eval_frame(_ByteReader(shard_set.tar_urls), entry, (8, 8))
+    except ValueError as err:
+        return skipped_frame(err, shard_set.tar_urls[entry.shard], entry.key)
+    return None
+
+
 class _EvalDataset(torch.utils.data.Dataset):
     def __init__(self, entries, tar_urls, valid_M, dst_wh):
         self.entries = entries
@@ -175,28 +210,27 @@ class _EvalDataset(torch.utils.data.Dataset):
         return len(self.entries)
 
     def __getitem__(self, i: int):
+        """(image, K, gt, key, valid, SkippedFrame or None); a damaged frame becomes a placeholder, not valid, and
+        is reported only where it is a real frame (a padding copy of it is not)."""
         e = self.entries[i]
-        img = _decode_rgb(self.reader.read(e, "tgt.jpg"), self.reader.tar_urls[e.shard], e.key, "tgt.jpg")
-        x = augment.resize_roi_flip(img, roi_4=np.array([0.0, 0.0, 1.0, 1.0]), flip=False, dst_wh=self.dst_wh)
-        K = augment.adjust_K(
-            _k33(self.reader.read(e, "k.f32"), self.reader.tar_urls[e.shard], e.key),
-            src_wh=img.size,
-            roi_4=np.array([0.0, 0.0, 1.0, 1.0]),
-            flip=False,
-            dst_wh=self.dst_wh,
-        )
-        gt = load_npy(self.reader.read(e, "gt.npy"), e.key)
-        return x.transpose(2, 0, 1), K.astype(np.float32), gt, e.key, bool(self.valid_M[i])
+        try:
+            return (*_eval_frame(self.reader, e, self.dst_wh), e.key, bool(self.valid_M[i]), None)
+        except ValueError as err:
+            skipped = skipped_frame(err, self.reader.tar_urls[e.shard], e.key) if self.valid_M[i] else None
+            w, h = self.dst_wh
+            placeholder = (np.zeros((3, h, w), np.uint8), np.eye(3, dtype=np.float32), np.zeros((1, 1), np.float32))
+            return (*placeholder, e.key, False, skipped)
 
 
 def _collate_eval(items) -> EvalBatch:
-    img, K, gt, keys, valid = zip(*items)
+    img, K, gt, keys, valid, skipped = zip(*items)
     return EvalBatch(
         image_B3HW=torch.from_numpy(np.stack(img)).float().div_(255.0),
         K_B33=torch.from_numpy(np.stack(K)),
         gt_depths=tuple(gt),
         keys=tuple(keys),
         valid_B=torch.tensor(valid, dtype=torch.bool),
+        skipped=tuple(s for s in skipped if s is not None),
     )
 
 

@@ -226,9 +226,11 @@ def _fill_cache(url: str, dest: str, summary: ShardSetSummary) -> None:
 
 
 def load_npy(data: bytes, key: str) -> np.ndarray:
-    """Decode gt.npy bytes (trailing zero padding is ignored) to float32."""
+    """Decode gt.npy bytes (trailing zero padding is ignored) to a float32 depth map (2-D)."""
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as e:
+    except (ValueError, EOFError, OSError) as e:
         raise ValueError(f"sample {key!r}: gt.npy is not a valid .npy file ({e})") from e
+    if arr.ndim != 2:
+        raise ValueError(f"sample {key!r}: gt.npy has shape {arr.shape}, expected a 2-D depth map")
     return np.asarray(arr, dtype=np.float32)

@@ -10,8 +10,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import webdataset as wds
@@ -171,3 +173,25 @@ def write_shard_set(
 
 def gt_value(key: str) -> float:
     return float(int(key.rsplit("_", 1)[1])) + 0.5
+
+
+def damaged_copy(src: str, dst: str, *, kind: str, samples: tuple[int, ...],
+                 components: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
+    """A copy of the local shard set `src` at `dst` in which each of `samples` has one member (`components`, in
+    order; default its target JPEG) zeroed in place: same size, so the tar and its .idx stay consistent and only the
+    content is broken. Returns [(tar path, the sample's index entry)] in the order of `samples`."""
+    from pipeline.loader.shardset import open_shard_set
+
+    shutil.copytree(src, dst)
+    shard_set = open_shard_set(dst, kind=kind)
+    out = []
+    for sample, component in zip(samples, components or ("tgt.jpg",) * len(samples), strict=True):
+        entry = shard_set.samples[sample]
+        off, size = entry.components[component]
+        tar = shard_set.tar_urls[entry.shard]
+        os.chmod(tar, 0o644)
+        with open(tar, "r+b") as f:
+            f.seek(off)
+            f.write(b"\0" * size)
+        out.append((tar, entry))
+    return out

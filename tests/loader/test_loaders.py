@@ -20,7 +20,7 @@ from pipeline.batch import Batch, EvalBatch
 from pipeline.loader import AugmentConfig, LoaderConfig, build_eval_loader, build_train_loader
 from pipeline.loader.augment import sample_params
 from pipeline.loader.build import build_triplet_eval_loader
-from tests.loader.fixture_shards import POINT_XYZ, STORED_WH, camera_motion, gt_value
+from tests.loader.fixture_shards import POINT_XYZ, STORED_WH, camera_motion, damaged_copy, gt_value
 
 KINDS = ("dali", "reference")
 FULL_AUG = AugmentConfig(flip_prob=0.5, color_prob=1.0, scale_crop_prob=1.0, max_scale=1.3)
@@ -209,28 +209,12 @@ def test_auto_picks_dali_and_logs_it(train_set, caplog):
     assert "loader: DALI" in caplog.text
 
 
-def _damaged_copy(src: str, dst: str, *, kind: str, sample: int):
-    """A copy of a shard set whose sample `sample` has its target JPEG zeroed in place (same size, so the .idx stays
-    valid: only the image is broken). Returns (tar path, the sample's index entry)."""
-    from pipeline.loader.shardset import open_shard_set
-
-    shutil.copytree(src, dst)
-    entry = open_shard_set(dst, kind=kind).samples[sample]
-    off, size = entry.components["tgt.jpg"]
-    tar = open_shard_set(dst, kind=kind).tar_urls[entry.shard]
-    os.chmod(tar, 0o644)
-    with open(tar, "r+b") as f:
-        f.seek(off)
-        f.write(b"\0" * size)
-    return tar, entry
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_damaged_training_sample_is_skipped_and_named(train_set, tmp_path, kind):
     """Both loaders: the damaged sample's slot holds a good sample of its batch, marked invalid, and the batch names
     the damaged one (tar and key); every other sample is delivered as without the damage."""
     bad = str(tmp_path / "bad")
-    tar, entry = _damaged_copy(train_set, bad, kind="train", sample=3)
+    tar, entry = damaged_copy(train_set, bad, kind="train", samples=(3,))[0]
     cfg = _cfg(kind, shuffle=False, augment=AugmentConfig(enabled=False))
     got, clean = _batches(bad, cfg), _batches(train_set, cfg)
     assert len(got) == len(clean)
@@ -243,12 +227,33 @@ def test_a_damaged_training_sample_is_skipped_and_named(train_set, tmp_path, kin
     assert _keys(got) == [k if k != entry.key else batch.keys[slot] for k in _keys(clean)]
 
 
+def _eval_batches(url: str, kind: str, world_size: int) -> list[EvalBatch]:
+    cfg = _cfg(kind, batch_size=2)
+    return [b for r in range(world_size) for b in build_eval_loader(url, cfg, rank=r, world_size=world_size)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_damaged_eval_frame_is_an_error_naming_the_tar(eval_set, tmp_path, kind):
+@pytest.mark.parametrize("world_size", [1, 2])
+@pytest.mark.parametrize("members", [("tgt.jpg", "gt.npy"), ("gt.npy", "tgt.jpg")])
+def test_damaged_eval_frames_are_skipped_and_reported_once(eval_set, tmp_path, kind, world_size, members):
+    """Frame 1 and frame 10 (the last frame of the set, which also fills the padding slot of the last part) with a
+    zeroed JPEG or gt.npy: each is left out (valid_B False) and reported once across ranks with its tar, key and
+    reason; every other frame is delivered as without the damage."""
     bad = str(tmp_path / "bad")
-    tar, _ = _damaged_copy(eval_set, bad, kind="eval", sample=1)
-    with pytest.raises((ValueError, RuntimeError), match=os.path.basename(tar)):
-        list(build_eval_loader(bad, _cfg(kind)).epoch_iterator(0))
+    (tar1, e1), (tar5, e5) = damaged_copy(eval_set, bad, kind="eval", samples=(1, 10), components=members)
+    got, clean = _eval_batches(bad, kind, world_size), _eval_batches(eval_set, kind, world_size)
+    skipped = [s for b in got for s in b.skipped]
+    assert [(s.shard, s.key) for s in skipped] == [(tar1, e1.key), (tar5, e5.key)]
+    reasons = {"tgt.jpg": "tgt.jpg is not a decodable image", "gt.npy": "gt.npy is not a valid .npy file"}
+    assert [s.reason[: len(reasons[m])] for s, m in zip(skipped, members)] == [reasons[m] for m in members]
+    valid = lambda batches: [k for b in batches for k, v in zip(b.keys, b.valid_B.tolist()) if v]  # noqa: E731
+    assert valid(got) == [k for k in valid(clean) if k not in (e1.key, e5.key)]
+    assert len(valid(clean)) == 11
+    for b, c in zip(got, clean, strict=True):
+        for i, ok in enumerate(b.valid_B.tolist()):
+            if ok:
+                assert b.keys[i] == c.keys[i] and torch.equal(b.image_B3HW[i], c.image_B3HW[i])
+                np.testing.assert_array_equal(b.gt_depths[i], c.gt_depths[i])
 
 
 def _index(key: str) -> int:
