@@ -3,7 +3,8 @@
 `RMDEPTH_FAULT="point=NAME[,at=N][,rank=R][,action=kill|exit|raise][,marker=PATH]"` arms one fault; unset (every
 normal run) each `inject`/`armed` call is one environment lookup and returns. The fault fires at the named point when
 the caller's `index` equals `at` (the shard number, the optimizer step; any index when `at` is not given) on rank
-`rank` (default any), at most once per `marker` file (created when it fires, so a restarted run goes on).
+`rank` (default any), at most once per `marker` file (created when it fires, so a restarted run goes on; it names
+the process that failed and its parent).
   kill   SIGKILL this process (a crash: nothing is cleaned up)     exit   os._exit(17)     raise   RuntimeError
 Points: after_shard, before_tar, mid_tar (half of the tar written under its final name, then kill), before_summary
 (pipeline/shards), train_step (engine/trainer.py, after the optimizer step `at`).
@@ -57,7 +58,8 @@ def armed(point: str, *, index: int | None = None, rank: int = 0) -> bool:
         if os.path.exists(fault.marker):
             return False
         with open(fault.marker, "w") as f:
-            f.write(f"{point} fired at {index} on rank {rank}\n")
+            # the pid and its parent (a Ray worker's parent is its node's raylet) say which process and node failed
+            f.write(f"{point} fired at {index} on rank {rank} in pid {os.getpid()} (parent {os.getppid()})\n")
     return True
 
 
