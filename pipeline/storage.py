@@ -149,9 +149,12 @@ def _remote(position: int):
     """Run the decorated function through `call_with_retries`, with its argument `position` as the URL."""
 
     def decorate(fn: F) -> F:
+        name = fn.__code__.co_varnames[position]
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return call_with_retries(lambda: fn(*args, **kwargs), str(args[position]))
+            url = args[position] if len(args) > position else kwargs[name]
+            return call_with_retries(lambda: fn(*args, **kwargs), str(url))
 
         return wrapper  # type: ignore[return-value]
 
