@@ -149,7 +149,7 @@ class _Run:
         metrics: dict[str, float] = {}
         if data.val is not None:
             metrics = validate(self.model, data.val.epoch_iterator(0, 0), self.runtime, self.protocol,
-                               max_batches=tcfg.val_max_batches)
+                               max_batches=tcfg.val_max_batches, max_bad_frames=self.cfg.loader.max_bad_samples)
         if data.pose_val is not None:
             metrics.update(validate_pose(self.model, data.pose_val.epoch_iterator(0, 0), self.runtime,
                                          max_batches=tcfg.val_max_batches))

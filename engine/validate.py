@@ -13,7 +13,14 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from engine.evaluate import EvalProtocol, accumulate, constant_baseline_batch, evaluate_batch
+from engine.evaluate import (
+    EvalProtocol,
+    TooManyBadFramesError,
+    accumulate,
+    constant_baseline_batch,
+    evaluate_batch,
+)
+from engine.run_config import MAX_BAD_FRAMES
 from engine.runtime import Runtime
 from model.metrics import MetricAccumulator
 from model.nets import unwrap
@@ -26,35 +33,49 @@ def validate(
     protocol: EvalProtocol,
     *,
     max_batches: int = 0,
+    max_bad_frames: int = MAX_BAD_FRAMES,
 ) -> dict[str, float]:
-    """Metrics over all ranks' val batches -> {"val_abs_rel", ..., "val_a3", "val_baseline_abs_rel", ..., "val_images"}.
+    """Metrics over all ranks' val batches -> {"val_abs_rel", ..., "val_a3", "val_baseline_abs_rel", ...,
+    "val_images", "val_skipped"}.
 
     `batches` yields pipeline.batch.EvalBatch; every rank must see the same number of batches (the eval loader
-    pads), `max_batches` > 0 caps that number on every rank alike.
+    pads), `max_batches` > 0 caps that number on every rank alike. Damaged frames the loader skipped are logged
+    (one line each), counted over all ranks in `val_skipped`, and past `max_bad_frames` stop the run
+    (TooManyBadFramesError on every rank alike, naming the last one's shard).
     """
     depth_net = unwrap(nets).depth
     assert isinstance(depth_net, nn.Module)
     was_training = depth_net.training
     depth_net.eval()
     acc, base = MetricAccumulator(), MetricAccumulator()
+    skipped: list = []
     try:
         for i, batch in enumerate(batches):
             if max_batches and i >= max_batches:
                 break
             batch = batch.to(runtime.device)
+            skipped.extend(batch.skipped)
             acc = acc.merge(accumulate(evaluate_batch(depth_net, batch, protocol)))
             base = base.merge(accumulate(constant_baseline_batch(batch, protocol)))
     finally:
         depth_net.train(was_training)
     local = torch.cat([acc.to_tensor(), base.to_tensor()])
-    total = runtime.all_reduce_sum(local.to(runtime.device)).cpu()
     n = local.numel() // 2
-    acc, base = MetricAccumulator.from_tensor(total[:n]), MetricAccumulator.from_tensor(total[n:])
+    local = torch.cat([local, local.new_tensor([float(len(skipped))])])
+    total = runtime.all_reduce_sum(local.to(runtime.device)).cpu()
+    acc, base = MetricAccumulator.from_tensor(total[:n]), MetricAccumulator.from_tensor(total[n : 2 * n])
+    num_skipped = int(total[-1])
+    if num_skipped > max_bad_frames:
+        where = f"; the last on this rank: {skipped[-1].shard}: sample {skipped[-1].key!r}" if skipped else ""
+        raise TooManyBadFramesError(
+            f"validation: {num_skipped} damaged frames in the val shard set, more than max_bad_frames={max_bad_frames}"
+            f"{where}")
     if acc.count == 0:
         raise ValueError("validation: the val shard set yielded no valid images")
     out = {f"val_{k}": v for k, v in acc.means().items()}
     out.update({f"val_baseline_{k}": v for k, v in base.means().items()})
     out["val_images"] = float(acc.count)
+    out["val_skipped"] = float(num_skipped)
     return out
 
 

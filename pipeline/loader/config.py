@@ -86,7 +86,8 @@ class LoaderConfig:
     """Training: samples that cannot be decoded (a damaged JPEG, a truncated member) are skipped (their slot in the
     batch holds a copy of a good sample of the same batch), named with their shard and key in the log and counted
     in the checkpoint metrics (`bad_samples`); a run that meets more distinct bad samples than this stops with an
-    error naming the last one. 0: the first bad sample stops the run."""
+    error naming the last one. 0: the first bad sample stops the run. In-training validation uses the same budget
+    for the damaged frames of the val set (each logged, counted in `val_skipped`, more than this stop the run)."""
 
     def __post_init__(self) -> None:
         if self.loader not in LOADERS:
