@@ -115,13 +115,14 @@ def read_results(results_url: str) -> list[dict[str, Any]]:
         for r in table.to_pylist():
             old = rows.get(r["key"])
             if old is None or str(r.get("evaluated_at", "")) > str(old.get("evaluated_at", "")):
-                rows[r["key"]] = r
+                rows[r["key"]] = {"num_skipped": 0, **r}  # parts written before the column existed
     return sorted(rows.values(), key=lambda r: (r["run"], r["protocol"], r["eval_set"], r["step"], r["checkpoint"]))
 
 
 def make_row(*, ckpt: CheckpointRef, identity: dict[str, Any], protocol_settings: dict[str, Any], data_url: str,
              evalset: str, key: str, metrics: dict[str, float], num_images: int,
-             baseline: dict[str, float] | None) -> dict[str, Any]:
+             baseline: dict[str, float] | None, num_skipped: int = 0) -> dict[str, Any]:
+    """One results-table row; `num_images` frames were scored and `num_skipped` damaged frames left out."""
     row = {
         "key": key,
         "run": ckpt.run,
@@ -135,6 +136,7 @@ def make_row(*, ckpt: CheckpointRef, identity: dict[str, Any], protocol_settings
         "eval_set": data_url,
         "eval_set_id": evalset,
         "num_images": int(num_images),
+        "num_skipped": int(num_skipped),
         "evaluated_at": _dt.datetime.now(_dt.UTC).isoformat(),
         "code_version": str(identity.get("code_version", "")),
     }

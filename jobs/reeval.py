@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"failed {c.url}: {e}", file=sys.stderr)
             continue
         row = make_row(ckpt=c, identity=identity, protocol_settings=settings, data_url=args.data, evalset=evalset,
-                       key=key, metrics=res.metrics, num_images=len(res.rows), baseline=res.baseline)
+                       key=key, metrics=res.metrics, num_images=len(res.rows), baseline=res.baseline,
+                       num_skipped=len(res.skipped))
         write_part(url, row)
-        print(f"{c.run}/{c.name} step {row['step']}: abs_rel {row['abs_rel']:.4f} a1 {row['a1']:.4f}", flush=True)
+        damaged = f" ({len(res.skipped)} damaged frames skipped)" if res.skipped else ""
+        print(f"{c.run}/{c.name} step {row['step']}: abs_rel {row['abs_rel']:.4f} a1 {row['a1']:.4f}{damaged}", flush=True)
     rows = read_results(args.results)
     if rows:
         write_summary(args.results, rows)

@@ -68,7 +68,7 @@ def test_reeval_runs_twice_new_checkpoints_and_kill(tmp_path, eval_shards):
     assert len(rows) == 3 and len(_parts(results)) == 3
     assert sorted((r["run"], r["step"]) for r in rows) == [("a", 100), ("a", 200), ("b", 50)]
     assert len({r["checkpoint_url"] for r in rows}) == 3 and len({r["key"] for r in rows}) == 3
-    assert all(r["num_images"] == rows[0]["num_images"] > 0 for r in rows)
+    assert all(r["num_images"] == rows[0]["num_images"] > 0 and r["num_skipped"] == 0 for r in rows)
     assert all(r["protocol"] == "kitti-eigen" and r["baseline_abs_rel"] > 0 for r in rows)
     for name in ("summary.md", "summary_abs_rel.png", "summary_a1.png"):
         assert os.path.getsize(os.path.join(results, name)) > 0
