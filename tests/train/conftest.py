@@ -3,9 +3,13 @@ and a small, fast variant of the tiny_cpu preset."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -63,3 +67,44 @@ def small_config(shard_sets: dict[str, str], *extra: str):
         tiny_cpu(),
         [f"data.train_url={shard_sets['train']}", f"data.val_url={shard_sets['val']}", *SMALL, *extra],
     )
+
+
+def run_private_cluster_script(module: str, *args: str, prefix: str, timeout: float) -> tuple[dict, str]:
+    """Run `python -m module args` (a script that starts its own ray.cluster_utils.Cluster) with a private RAY_TMPDIR,
+    so that it never meets the session's or other users' Ray instances; end its leftover processes by PID afterwards.
+    Returns (its last JSON stdout line, its stdout)."""
+    ray_tmp = tempfile.mkdtemp(prefix=prefix, dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
+    for name in ("RAY_ADDRESS", "RMDEPTH_FAULT"):
+        env.pop(name, None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    finally:
+        _kill_leftovers(ray_tmp)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, f"no result line\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    out = json.loads(lines[-1])
+    # (the script may exit non-zero while tearing down: its training thread can still be inside fit())
+    assert out["error"] is None, f"{out}\n{proc.stderr[-3000:]}"
+    return out, proc.stdout
+
+
+def _kill_leftovers(marker: str) -> None:
+    """End the processes of a test's own cluster (their command lines name its private RAY_TMPDIR), by PID."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd or f"RAY_TMPDIR={marker}" in env:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass

@@ -4,40 +4,18 @@ steps as an uninterrupted run, each step counted once."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-from tests.train.conftest import REPO
-from tests.train.test_elastic import _kill_leftovers
+from tests.train.conftest import run_private_cluster_script
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 def test_sigkilled_worker_on_the_second_node_resumes_from_the_last_checkpoint(shard_sets, tmp_path):
-    ray_tmp = tempfile.mkdtemp(prefix="rmdnk-", dir="/tmp")  # short: Ray's socket paths must stay < 108 chars
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": ray_tmp}
-    env.pop("RAY_ADDRESS", None)
-    env.pop("RMDEPTH_FAULT", None)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tests.train.node_kill_script", shard_sets["train"], shard_sets["val"],
-             str(tmp_path)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-        )
-    finally:
-        _kill_leftovers(ray_tmp)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    assert lines, f"no result line\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
-    out = json.loads(lines[-1])
-    assert out["error"] is None, f"{out}\n{proc.stderr[-3000:]}"
+    out, stdout = run_private_cluster_script("tests.train.node_kill_script", shard_sets["train"], shard_sets["val"],
+                                             str(tmp_path), prefix="rmdnk-", timeout=300)
     # two nodes of 1 CPU each and two 1-CPU workers: one worker per node. The fault fired once, in rank 1's worker
     # process, a child of one node's raylet (which node gets rank 1 is Ray Train's choice)
     assert out["nodes"] == 2 and out["cpus"] == 2, out
@@ -47,8 +25,8 @@ def test_sigkilled_worker_on_the_second_node_resumes_from_the_last_checkpoint(sh
     print("SIGKILLed rank 1 on the", {v: k for k, v in out["raylets"].items()}[int(fired.group(2))], "node")
     # the restarted group resumed from a checkpoint, not from scratch: the latest one Ray Train had registered when
     # the worker died after step 7 (checkpoints at steps 3, 4 (epoch end) and 6; registering one lags its writing)
-    resumed = [int(s) for s in re.findall(r"\[rmdepth train nodekill\] resumed from step (\d+) ", proc.stdout)]
-    assert len(resumed) == 1 and resumed[0] in (3, 4, 6), proc.stdout[-3000:]
+    resumed = [int(s) for s in re.findall(r"\[rmdepth train nodekill\] resumed from step (\d+) ", stdout)]
+    assert len(resumed) == 1 and resumed[0] in (3, 4, 6), stdout[-3000:]
     # completed: 2 epochs x 4 steps, the same number of optimizer steps as an uninterrupted run, each step once
     assert out["final_step"] == 8
     assert out["history_steps"] == list(range(1, 9)), out["history_steps"]
