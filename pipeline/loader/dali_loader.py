@@ -20,6 +20,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -168,6 +169,28 @@ class _DaliDecoder(LoaderCore):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+    def _damaged(self, plan: partition.RankPlan, step: int) -> dict[int, Any]:
+        """{position in the plan: what is wrong} of the damaged samples among the batches in flight at `step`."""
+        raise NotImplementedError
+
+    def _past_damaged(self, plan: partition.RankPlan, batches, absorb) -> Iterator[tuple[int, Any]]:
+        """(step, batch) of `plan` from `batches(plan, first_step)`; when DALI fails on a batch, the damaged samples
+        among those in flight (`_damaged`) are handed to `absorb(plan, found) -> new plan` and the pipeline restarts
+        at the failed batch; a failure with no damaged sample found is raised as it is."""
+        done = 0
+        while done < plan.num_batches:
+            try:
+                for step, batch in batches(plan, done):
+                    yield done + step, batch
+                return
+            except _DaliBatchError as err:
+                failed = done + err.step
+                found = self._damaged(plan, failed)
+                if not found:
+                    raise RuntimeError(str(err)) from err
+                plan = absorb(plan, found)
+                done = failed
+
 class _Triplets(_DaliDecoder):
     def epoch_iterator(self, epoch: int = 0, start_step: int = 0) -> Iterator[Batch]:
         """The batches of `epoch` from `start_step`. When DALI fails on a damaged sample, the batches in flight are
@@ -176,25 +199,15 @@ class _Triplets(_DaliDecoder):
         plan, params = self.epoch_plan(epoch, start_step)
         B = self.cfg.batch_size
         replaced: dict[int, str] = {}  # position in `plan` -> the damaged sample it held
-        done = 0
-        while done < plan.num_batches:
-            try:
-                for step, batch in self._plan_batches(plan.from_step(done), params.take(slice(done * B, None))):
-                    at = done + step
-                    here = [replaced[p] for p in range(at * B, (at + 1) * B) if p in replaced]
-                    if here:
-                        good = torch.tensor([p not in replaced for p in range(at * B, (at + 1) * B)])
-                        batch = replace(batch, bad_samples=tuple(here),
-                                        valid_B=good if batch.valid_B is None else batch.valid_B & good)
-                    yield batch
-                return
-            except _DaliBatchError as err:
-                failed = done + err.step
-                found = self._damaged(plan, failed)
-                if not found:
-                    raise RuntimeError(str(err)) from err
-                plan = _with_substitutes(plan, found, replaced)
-                done = failed
+        batches = lambda plan, done: self._plan_batches(plan.from_step(done), params.take(slice(done * B, None)))  # noqa: E731
+        substitute = lambda plan, found: _with_substitutes(plan, found, replaced)  # noqa: E731
+        for at, batch in self._past_damaged(plan, batches, substitute):
+            here = [replaced[p] for p in range(at * B, (at + 1) * B) if p in replaced]
+            if here:
+                good = torch.tensor([p not in replaced for p in range(at * B, (at + 1) * B)])
+                batch = replace(batch, bad_samples=tuple(here),
+                                valid_B=good if batch.valid_B is None else batch.valid_B & good)
+            yield batch
 
     def _damaged(self, plan: partition.RankPlan, step: int) -> dict[int, str]:
         """{position in the plan: a line naming the tar, the key and what is wrong} of the damaged samples among the batches DALI may
@@ -296,22 +309,14 @@ class DaliEvalLoader(_DaliDecoder, EvalOrder):
         plan, _ = self.epoch_plan(epoch, start_step)
         B = self.cfg.batch_size
         skipped: dict[int, SkippedFrame] = {}  # position in the plan -> the damaged real frame it held
-        done = 0
-        while done < plan.num_batches:
-            try:
-                for step, batch in self._plan_batches(plan.from_step(done)):
-                    at = done + step
-                    here = tuple(skipped[p] for p in range(at * B, (at + 1) * B) if p in skipped)
-                    yield replace(batch, skipped=here + batch.skipped)
-                return
-            except _DaliBatchError as err:
-                failed = done + err.step
-                found = self._damaged(plan, failed)
-                if not found:
-                    raise RuntimeError(str(err)) from err
-                skipped.update({p: f for p, f in found.items() if plan.valid_M[p]})
-                plan = self._without_damaged(plan, found)
-                done = failed
+
+        def leave_out(plan: partition.RankPlan, found: dict[int, SkippedFrame]) -> partition.RankPlan:
+            skipped.update({p: f for p, f in found.items() if plan.valid_M[p]})
+            return self._without_damaged(plan, found)
+
+        for at, batch in self._past_damaged(plan, lambda plan, done: self._plan_batches(plan.from_step(done)), leave_out):
+            here = tuple(skipped[p] for p in range(at * B, (at + 1) * B) if p in skipped)
+            yield replace(batch, skipped=here + batch.skipped)
 
     def _damaged(self, plan: partition.RankPlan, step: int) -> dict[int, SkippedFrame]:
         """{position in the plan: its SkippedFrame} of the damaged frames DALI may have been decoding at `step`."""
