@@ -53,7 +53,7 @@ def resolve_device_id(cfg: LoaderConfig, device_id: int | None) -> int | None:
 def _build(url: str, cfg: LoaderConfig, *, set_kind: str, loader: str, rank: int, world_size: int,
            device_id: int | None):
     """`loader` of the DALI or the reference implementation over the complete shard set at `url`."""
-    shard_set = open_shard_set(url, kind=set_kind, cache_dir=cfg.cache_dir)
+    shard_set = open_shard_set(url, kind=set_kind, cache_dir=cfg.cache_dir, verify=cfg.verify)
     if resolve_kind(cfg) == "dali":
         from pipeline.loader import dali_loader
 

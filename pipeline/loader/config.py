@@ -80,6 +80,11 @@ class LoaderConfig:
     cache_dir: str = ""
     """For s3:// shard sets: a local directory to download tars + .idx into (reused when sha256 matches).
     Empty: read object storage directly (DALI's S3 client / fsspec)."""
+    verify: str = "size"
+    """Checks of a shard set when a loader opens it, besides summary.json against the indexes and the manifest:
+    "size" (every tar has its summary.json size and holds every byte its index names; one stat/HEAD per tar) or
+    "sha256" (also every tar's sha256: reads the whole set once before training). Cached sets are always checked
+    by sha256."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Training augmentation (never applied by eval loaders)."""
     max_bad_samples: int = 100
@@ -92,6 +97,8 @@ class LoaderConfig:
     def __post_init__(self) -> None:
         if self.loader not in LOADERS:
             raise ValueError(f"LoaderConfig.loader={self.loader!r}: must be one of {', '.join(LOADERS)}")
+        if self.verify not in ("size", "sha256"):
+            raise ValueError(f"LoaderConfig.verify={self.verify!r}: must be size or sha256")
         if self.device not in DEVICES:
             raise ValueError(f"LoaderConfig.device={self.device!r}: must be one of {', '.join(DEVICES)}")
         for name in ("width", "height", "batch_size", "num_threads", "prefetch", "shuffle_block"):

@@ -95,8 +95,13 @@ def parse_index(text: str, *, shard: int, where: str) -> list[SampleEntry]:
     return out
 
 
-def open_shard_set(url: str, *, kind: str, cache_dir: str = "") -> ShardSet:
-    """Read summary.json and every .idx of a complete shard set of `kind` ("train" or "eval")."""
+def open_shard_set(url: str, *, kind: str, cache_dir: str = "", verify: str = "size") -> ShardSet:
+    """Read summary.json and every .idx of a complete shard set of `kind` ("train" or "eval") and check them against
+    each other, the manifest and the tars: `verify="size"` (every tar has summary.json's size and holds every byte
+    its index points to: a truncated or replaced tar is refused before anything is read), "sha256" (also every tar's
+    sha256 against summary.json: reads the whole set once). A cached set (`cache_dir`) is always checked by sha256."""
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"verify={verify!r}: must be one of {', '.join(VERIFY_MODES)}")
     if storage.is_remote(url) and cache_dir:
         url = localize(url, cache_dir)
     summary = read_summary(url)
@@ -118,8 +123,10 @@ def open_shard_set(url: str, *, kind: str, cache_dir: str = "") -> ShardSet:
                 raise ValueError(
                     f"{storage.join(url, info.name)}: sample {e.key!r} lacks {', '.join(missing)}"
                 )
+        tar_url = storage.join(url, info.name)
+        _check_tar(tar_url, info, entries, verify=verify)
         samples.extend(entries)
-        tar_urls.append(storage.join(url, info.name))
+        tar_urls.append(tar_url)
     if not samples:
         raise ValueError(f"{url}: the shard set holds no samples")
     if len(samples) != summary.num_samples:
@@ -132,6 +139,31 @@ def open_shard_set(url: str, *, kind: str, cache_dir: str = "") -> ShardSet:
     if kind == "train" and manifest is not None:
         motion = _camera_motion(manifest, storage.join(url, MANIFEST_FILE))
     return ShardSet(url=url, summary=summary, tar_urls=tuple(tar_urls), samples=tuple(samples), camera_motion=motion)
+
+
+VERIFY_MODES = ("size", "sha256")
+
+
+def _check_tar(tar_url: str, info, entries: list[SampleEntry], *, verify: str) -> None:
+    """The tar has summary.json's size (and sha256 with verify="sha256") and holds every byte its index names."""
+    actual = storage.size(tar_url)
+    if actual != info.num_bytes:
+        raise ValueError(f"{tar_url}: {actual} bytes, summary.json says {info.num_bytes} (truncated or replaced)")
+    end = max((off + size for e in entries for off, size in e.components.values()), default=0)
+    if end > info.num_bytes:
+        raise ValueError(f"{tar_url}: its index points to byte {end}, past the end of the tar ({info.num_bytes} bytes)")
+    if verify == "sha256" and _sha256_of(tar_url) != info.sha256:
+        raise ValueError(f"{tar_url}: sha256 differs from summary.json")
+
+
+def _sha256_of(url: str) -> str:
+    if not storage.is_remote(url):
+        return sha256_file(storage.strip_file_scheme(url))
+    h = hashlib.sha256()
+    with storage.open_read(url) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _manifest(url: str):

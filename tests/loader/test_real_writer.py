@@ -72,3 +72,36 @@ def test_a_set_that_disagrees_with_its_manifest_is_refused(kitti_sets, tmp_path)
         open(path, "w").write(json.dumps(summary))
         with pytest.raises(ValueError, match="summary.json: says .* samples, its shards' indexes hold"):
             open_shard_set(dst, kind=kind)
+
+
+def test_a_truncated_or_altered_tar_is_refused_when_the_set_is_opened(kitti_sets, tmp_path):
+    """A tar cut short (its index now points past its end) is refused at open, naming the tar; a tar altered in place
+    (same size) passes the size check and is refused by loader.verify=sha256; the build fails the same way."""
+    import os
+    import shutil
+
+    from pipeline.loader.shardset import open_shard_set
+
+    dst = str(tmp_path / "train")
+    shutil.copytree(kitti_sets["train"], dst)
+    shard_set = open_shard_set(dst, kind="train", verify="sha256")
+    tar = shard_set.tar_urls[1]
+    os.chmod(tar, 0o644)
+    size = os.path.getsize(tar)
+    with open(tar, "r+b") as f:  # same size, one byte of a member changed
+        f.seek(size // 2)
+        byte = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    open_shard_set(dst, kind="train")  # the default size check cannot see it
+    with pytest.raises(ValueError, match=f"^{tar}: sha256 differs from summary.json$"):
+        open_shard_set(dst, kind="train", verify="sha256")
+    cfg = LoaderConfig(loader="reference", width=32, height=16, batch_size=2, num_workers=0, verify="sha256")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        build_train_loader(dst, cfg)
+    with open(tar, "r+b") as f:
+        f.truncate(size - 1024)
+    with pytest.raises(ValueError, match=f"^{tar}: {size - 1024} bytes, summary.json says {size} "):
+        open_shard_set(dst, kind="train")
+    with pytest.raises(ValueError, match="verify='md5': must be one of size, sha256"):
+        open_shard_set(dst, kind="train", verify="md5")
