@@ -147,13 +147,17 @@ class LossConfig:
     """Weak velocity supervision (PackNet-SfM): weight of |‖t_pred‖ - ‖t_true‖| (metres) where the batch carries
     the camera motion of a triplet (KITTI oxts, synthetic truth). Fixes the metric scale and the early plateau in
     which the pose net predicts almost no translation. 0 = fully self-supervised."""
+    ground_bound_weight: float = 0.0
+    """Weight of the "nothing below the road" prior (losses.ground_bound_loss) on the full-resolution depth: no pixel
+    below the horizon is farther than a flat road would be in its row. Assumes a level camera over locally flat
+    roads (driving data); 0 = off."""
     outlier_sigma: float = 1.0
     """Outlier threshold of the rigid reprojection error: mean + sigma * std (eq. 12)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ssim_weight <= 1.0:
             raise ValueError(f"loss.ssim_weight must be in [0, 1], got {self.ssim_weight}")
-        if self.smoothness_weight < 0 or self.motion_reg_weight < 0 or self.li_smoothness_weight < 0:
+        if min(self.smoothness_weight, self.motion_reg_weight, self.li_smoothness_weight, self.ground_bound_weight) < 0:
             raise ValueError("loss weights must be >= 0")
         if not 1 <= self.num_scales <= 4:
             raise ValueError(f"loss.num_scales must be in 1..4, got {self.num_scales}")

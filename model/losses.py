@@ -100,6 +100,30 @@ def smoothness_loss(disp_B1HW: torch.Tensor, image_B3HW: torch.Tensor) -> torch.
     return (grad_d_x * torch.exp(-grad_i_x)).mean() + (grad_d_y * torch.exp(-grad_i_y)).mean()
 
 
+def ground_bound_loss(depth_B1HW: torch.Tensor, K_B33: torch.Tensor, *, margin: float = 0.05,
+                      ground_rows: float = 0.15, quantile: float = 0.8) -> torch.Tensor:
+    """Nothing lies below the road: a ray below the horizon meets a flat road at depth c / (v - c_y), so no pixel of
+    that row is farther than that (anything on the ray is nearer). `c` is read off each image's own prediction
+    (detached): the `quantile` of depth * (v - c_y) over the bottom `ground_rows` of the middle half of the image,
+    road in driving data (a high quantile: obstacles there only lower it). Mean of relu(log d - log bound - margin)
+    over the rows from 10% of the image height below the horizon down to those bottom rows (which are left to the
+    photometric loss: bounding them by their own quantile would ratchet the depth down). Assumes a level camera over a locally flat road;
+    it bounds what the photometric loss leaves free, e.g. a car receding ahead of the camera (auto-masked: its image
+    barely moves), which otherwise comes out too far."""
+    H, W = depth_B1HW.shape[-2:]
+    v_H = torch.arange(H, dtype=depth_B1HW.dtype, device=depth_B1HW.device) + 0.5
+    below_BH = v_H[None] - K_B33[:, 1, 2, None]  # pixels below the principal point (~ the horizon of a level camera)
+    rows_BH = below_BH > 0.1 * H
+    with torch.no_grad():
+        first = H - max(1, round(ground_rows * H))
+        road = (depth_B1HW[:, 0, first:, W // 4 : W - W // 4] * below_BH[:, first:, None].clamp_min(1e-3))
+        c_B = torch.quantile(road.flatten(1), quantile, dim=1)
+    rows_BH[:, first:] = False  # the rows that set the bound are not bounded by it (else it ratchets down)
+    bound_BH = c_B[:, None] / below_BH.clamp_min(1e-3)
+    excess = torch.relu(depth_B1HW[:, 0].clamp_min(1e-6).log() - bound_BH.log()[..., None] - margin)
+    return (excess * rows_BH[..., None]).sum() / (rows_BH.sum() * W).clamp_min(1)
+
+
 def normalize_motion(residual_B3HW: torch.Tensor, total_B3HW: torch.Tensor) -> torch.Tensor:
     """Li et al.'s normalisation: T_res / sqrt(3 * mean_CHW(T_total^2) + 1e-12), per image."""
     norm = 3.0 * total_B3HW.square().mean(dim=(1, 2, 3), keepdim=True)

@@ -17,6 +17,7 @@ from model.config import LossConfig
 from model.geometry import disp_to_depth, moving_mask, optical_flow, warp
 from model.losses import (
     SSIMStats,
+    ground_bound_loss,
     li_motion_regularizer,
     min_reprojection_loss,
     outlier_aware_regularizer,
@@ -98,6 +99,9 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         smoothness = smoothness + cfg.smoothness_weight / (2**scale) * smoothness_loss(disp, image_s)
     photometric = photometric / cfg.num_scales
     smoothness = smoothness / cfg.num_scales
+    ground = target.new_zeros(())
+    if cfg.ground_bound_weight > 0:
+        ground = cfg.ground_bound_weight * ground_bound_loss(out.depth_B1HW, K)
     for disp in out.disps[cfg.num_scales :]:
         # Keep unused heads in the graph (zero gradient) so DDP without find_unused_parameters works.
         smoothness = smoothness + 0.0 * disp.mean()
@@ -120,12 +124,13 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         gt_t2s = torch.cat([gt_T[:, 0], gt_T[:, 2]])  # same row order as out.T_B44
         velocity = cfg.velocity_weight * velocity_loss(out.T_B44, gt_t2s)
 
-    loss = photometric + smoothness + motion_reg + velocity
+    loss = photometric + smoothness + ground + motion_reg + velocity
     assert automask is not None
     logs = {
         "loss": float(loss.detach()),
         "photometric": float(photometric.detach()),
         "smoothness": float(smoothness.detach()),
+        "ground_bound": float(ground.detach()),
         "motion_reg": float(motion_reg.detach()),
         "velocity": float(velocity.detach()),
         "automask_fraction": float(automask.mean()),

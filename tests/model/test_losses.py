@@ -140,3 +140,32 @@ def test_ssim_matches_the_average_pooling_formula_and_reuses_target_statistics()
     assert torch.allclose(L.ssim_dissimilarity(x, y), want, atol=1e-5)
     assert torch.allclose(L.ssim_dissimilarity(x, y, y_stats=L.ssim_stats(y)), want, atol=1e-5)
     assert torch.allclose(L.box3(xp), F.avg_pool2d(xp, 3, 1), atol=1e-6)
+
+
+def _flat_road_depth_B1HW(H: int = 64, W: int = 208, *, fy: float = 120.0, cy: float = 30.0, height: float = 1.65):
+    """Depth of a flat road seen by a level camera (80 m at and above the horizon) and its intrinsics."""
+    v = torch.arange(H, dtype=torch.float32) + 0.5
+    road = (height * fy / (v - cy).clamp_min(1e-3)).clamp(max=80.0)
+    K = torch.tensor([[[fy, 0.0, W / 2], [0.0, fy, cy], [0.0, 0.0, 1.0]]])
+    return road.view(1, 1, H, 1).expand(1, 1, H, W).clone(), K
+
+
+def test_ground_bound_is_zero_on_a_flat_road_and_penalises_only_what_lies_beneath_it():
+    depth, K = _flat_road_depth_B1HW()
+    assert float(L.ground_bound_loss(depth, K)) == 0.0
+    assert float(L.ground_bound_loss(depth * 7.0, K)) == 0.0  # scale-free: the bound comes from the image itself
+    nearer = depth.clone()
+    nearer[..., 40:50, 90:110] *= 0.5  # a car standing on the road: nearer than the road behind it
+    assert float(L.ground_bound_loss(nearer, K)) == 0.0
+    sunk = depth.clone()
+    sunk[..., 40:50, 90:110] *= 1.4  # farther than the road in its rows: below the ground
+    loss = L.ground_bound_loss(sunk.requires_grad_(), K)
+    assert float(loss) > 0
+    (grad,) = torch.autograd.grad(loss, sunk)
+    inside = torch.zeros_like(grad, dtype=torch.bool)
+    inside[..., 40:50, 90:110] = True
+    assert (grad[inside] > 0).all() and (grad[~inside] == 0).all()
+    # the bottom rows set the bound and are left to the photometric loss (else the bound ratchets down)
+    bottom = depth.clone()
+    bottom[..., 60:, 10:20] *= 1.4
+    assert float(L.ground_bound_loss(bottom, K)) == 0.0
