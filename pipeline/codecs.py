@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -31,8 +32,13 @@ def npz_bytes(**arrays) -> bytes:
 
 def sha256_file(path: str) -> str:
     """sha256 hex digest of a local file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+        return sha256_stream(f)
+
+
+def sha256_stream(f: IO[bytes]) -> str:
+    """sha256 hex digest of what is left to read in `f`, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline import storage
-from pipeline.codecs import sha256_file
+from pipeline.codecs import sha256_file, sha256_stream
 from pipeline.schema import (
     ERRORS_FILE,
     FRAME_COMPONENTS,
@@ -152,18 +152,10 @@ def _check_tar(tar_url: str, info, entries: list[SampleEntry], *, verify: str) -
     end = max((off + size for e in entries for off, size in e.components.values()), default=0)
     if end > info.num_bytes:
         raise ValueError(f"{tar_url}: its index points to byte {end}, past the end of the tar ({info.num_bytes} bytes)")
-    if verify == "sha256" and _sha256_of(tar_url) != info.sha256:
-        raise ValueError(f"{tar_url}: sha256 differs from summary.json")
-
-
-def _sha256_of(url: str) -> str:
-    if not storage.is_remote(url):
-        return sha256_file(storage.strip_file_scheme(url))
-    h = hashlib.sha256()
-    with storage.open_read(url) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    if verify == "sha256":
+        with storage.open_read(tar_url) as f:
+            if sha256_stream(f) != info.sha256:
+                raise ValueError(f"{tar_url}: sha256 differs from summary.json")
 
 
 def _manifest(url: str):
