@@ -5,7 +5,7 @@ forward + backward + step, median over 40 steps after 5 warm-up steps, for the t
 burn-in, and the object-motion field on) and 1 or 2 torch threads. The baseline revision is checked out with
 `git worktree` into a temporary directory and timed by the same script (its own train_step API is detected).
 
-  .venv/bin/python benchmarks/bench_train_step.py --baseline-rev 18a539a --data SHARDS [--size 208x64]
+  .venv/bin/python benchmarks/bench_train_step.py --baseline-rev 18a539a --data SHARDS [--size 208x64] [--bf16]
 
 SHARDS is a training shard set (e.g. `rmdepth synth kitti` + `rmdepth shard`); by default a small one is rendered.
 """
@@ -24,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = r'''
 import statistics, sys, time
 repo, data, phase, size, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+precision = sys.argv[6]
 sys.path.insert(0, repo)
 import torch
 torch.set_num_threads(threads)
@@ -46,12 +47,13 @@ start = 0 if phase == "motion" else 10**9
 extra = {"motion_burnin_unit": "steps"} if hasattr(cfg.loss, "motion_burnin_unit") else {}
 loss_cfg = replace(cfg.loss, motion_burnin_start=start, motion_burnin_end=start, **extra)
 new_api = "optimizer" in ts.train_step.__code__.co_varnames[:2]
+kw = {"compute_dtype": torch.bfloat16} if precision == "bf16" else {}
 times = []
 for i in range(45):
     b = batches[i % len(batches)]
     t0 = time.perf_counter()
     if new_api:
-        ts.train_step(nets, opt, b, loss_cfg, step=i)
+        ts.train_step(nets, opt, b, loss_cfg, step=i, **kw)
     else:
         out = ts.train_step(nets, b, loss_cfg, step=i)
         opt.zero_grad()
@@ -62,9 +64,9 @@ print(statistics.median(times[5:]))
 '''
 
 
-def step_seconds(repo: str, data: str, phase: str, size: str, threads: int) -> float:
-    out = subprocess.run([sys.executable, "-c", WORKER, repo, data, phase, size, str(threads)], capture_output=True,
-                         text=True, check=True, cwd=repo)
+def step_seconds(repo: str, data: str, phase: str, size: str, threads: int, precision: str = "fp32") -> float:
+    out = subprocess.run([sys.executable, "-c", WORKER, repo, data, phase, size, str(threads), precision],
+                         capture_output=True, text=True, check=True, cwd=repo)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -74,6 +76,8 @@ def main() -> int:
     p.add_argument("--data", default="", help="training shard set (default: render a small one)")
     p.add_argument("--size", default="208x64", help="network input WxH (default tiny_cpu's 208x64)")
     p.add_argument("--threads", default="1,2", help="torch thread counts to measure")
+    p.add_argument("--bf16", action="store_true",
+                   help="also time this checkout with train.precision=bf16 (needs native bf16: AMX / AVX512-BF16)")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-step-")
     data = args.data
@@ -90,17 +94,18 @@ def main() -> int:
             for phase in ("burnin", "motion"):
                 old = step_seconds(base, data, phase, args.size, threads)
                 new = step_seconds(REPO, data, phase, args.size, threads)
-                rows.append((threads, phase, old, new))
-                print(f"threads {threads} {phase}: baseline {old:.3f} s, now {new:.3f} s", flush=True)
+                bf16 = step_seconds(REPO, data, phase, args.size, threads, "bf16") if args.bf16 else float("nan")
+                rows.append((threads, phase, old, new, bf16))
+                print(f"threads {threads} {phase}: baseline {old:.3f} s, now {new:.3f} s, bf16 {bf16:.3f} s", flush=True)
     finally:
         subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", base], check=False)
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"tiny_cpu at {args.size}, batch 4, preloaded batches; baseline = {args.baseline_rev}")
-    print("| torch threads | phase | baseline s/step | now s/step | speed-up |")
-    print("|---|---|---|---|---|")
-    for threads, phase, old, new in rows:
+    print("| torch threads | phase | baseline s/step | now s/step | speed-up | now, bf16 s/step | speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for threads, phase, old, new, bf16 in rows:
         label = "object-motion burn-in" if phase == "burnin" else "object motion on"
-        print(f"| {threads} | {label} | {old:.3f} | {new:.3f} | {old / new:.2f}x |")
+        print(f"| {threads} | {label} | {old:.3f} | {new:.3f} | {old / new:.2f}x | {bf16:.3f} | {old / bf16:.2f}x |")
     return 0
 
 

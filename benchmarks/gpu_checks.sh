@@ -4,7 +4,8 @@
 # Each step has its own time limit and the script goes on when one fails, so a short lease gives every answer it
 # can: (1) the GPU tests (DALI "mixed" decode against the CPU graph, CUDA training steps), (2) depth-net latency at
 # 640x192 on the GPU (RM-Depth vs Monodepth2's ResNet18, eval and inference form), (3) DALI GPU loader throughput
-# against the reference loader, (4) training steps/s with the data-wait fraction on one GPU. Record the outputs in
+# against the reference loader, (4) training steps/s with the data-wait fraction on one GPU, in float32 and in bf16
+# mixed precision (train.precision=bf16). Record the outputs in
 # BENCHMARKS.md with the GPU's name (printed first).
 set -u
 cd "$(dirname "$0")/.."
@@ -29,6 +30,10 @@ if [ ! -f "$TRAIN_SHARDS/summary.json" ]; then  # a small synthetic KITTI set, m
 fi
 step train_gpu 300 "$PY" -m jobs train --preset tiny_cpu --use-gpu --num-workers 1 --set train.epochs=1 \
   --set train.max_steps_per_epoch=60 --set loader.loader=dali --set data.train_url="$TRAIN_SHARDS" \
-  --set train.validate=false --storage-path "$OUT/runs" --name gpu-check
+  --set train.validate=false --set train.precision=fp32 --storage-path "$OUT/runs" --name gpu-check
 grep -h "samples/s\|data-wait" "$OUT/train_gpu.log" | tail -3 | tee -a "$OUT/summary.txt"
+step train_gpu_bf16 300 "$PY" -m jobs train --preset tiny_cpu --use-gpu --num-workers 1 --set train.epochs=1 \
+  --set train.max_steps_per_epoch=60 --set loader.loader=dali --set data.train_url="$TRAIN_SHARDS" \
+  --set train.validate=false --set train.precision=bf16 --storage-path "$OUT/runs" --name gpu-check-bf16
+grep -h "precision\|samples/s\|data-wait" "$OUT/train_gpu_bf16.log" | tail -4 | tee -a "$OUT/summary.txt"
 cat "$OUT/summary.txt"

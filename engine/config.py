@@ -85,8 +85,15 @@ class TrainConfig:
     num_threads: int = 0
     """torch intra-op threads per worker (0 = leave the default; Ray sets OMP_NUM_THREADS to the worker's CPUs).
     On a busy shared CPU, 1 thread per worker is often several times faster than 2."""
+    precision: str = "fp32"
+    """'fp32'; 'bf16': the networks' convolutions in bfloat16 mixed precision (autocast) while their outputs, the
+    geometry, the loss and the weights stay float32 (no loss scaling needed); 'auto': bf16 where the device computes
+    it natively (CUDA GPUs with bf16, CPUs with AMX or AVX512-BF16), else fp32. Elsewhere bf16 is emulated and slower.
+    The run prints which one it uses."""
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"train.precision must be 'fp32', 'bf16' or 'auto', got {self.precision!r}")
         if self.epochs < 1:
             raise ValueError(f"train.epochs must be >= 1, got {self.epochs}")
         for name in ("max_steps_per_epoch", "val_every_steps", "val_max_batches", "image_every_steps", "num_threads"):

@@ -19,6 +19,24 @@ from torch import nn
 from engine.checkpoint import LocalCheckpointStore
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 convolutions natively: a CUDA GPU with bf16 support, or a CPU with AMX or
+    AVX512-BF16 units (elsewhere bf16 is emulated and slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+    return False
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """train.precision -> the autocast dtype of the networks (None = float32); 'auto' = bf16 where it is native."""
+    if precision == "bf16" or (precision == "auto" and fast_bf16(device)):
+        return torch.bfloat16
+    return None
+
+
 class Runtime:
     """Base runtime: rank/world size/device plus collectives that are no-ops on one process."""
 

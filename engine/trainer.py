@@ -30,7 +30,7 @@ from engine.config_io import to_json
 from engine.data import Loaders
 from engine.evaluate import make_protocol
 from engine.logger import TrainLogger
-from engine.runtime import Runtime
+from engine.runtime import Runtime, compute_dtype
 from engine.validate import validate, validate_pose
 from model.train_step import train_step, visuals
 from pipeline import faults
@@ -93,6 +93,10 @@ class _Run:
             print(f"[rmdepth train {run_name}] resumed from step {state.resumed_from} -> epoch {state.position.epoch} "
                   f"batch {state.position.step_in_epoch}, world size {runtime.world_size}", flush=True)
         self.model = runtime.wrap_model(state.nets, find_unused_parameters=cfg.train.find_unused_parameters)
+        self.compute_dtype = compute_dtype(cfg.train.precision, runtime.device)
+        if runtime.is_main:
+            print(f"[rmdepth train {run_name}] precision {cfg.train.precision}: networks in "
+                  f"{'bfloat16 mixed precision' if self.compute_dtype else 'float32'} on {runtime.device.type}", flush=True)
         self.model.train()
         self.protocol = make_protocol(cfg.data.val_protocol)
         self.logger = TrainLogger(enabled=runtime.is_main, upload_url=upload_url, total_steps=self.total_steps,
@@ -110,7 +114,8 @@ class _Run:
         state, tcfg, p = self.state, self.cfg.train, self.state.position
         lr = state.schedule.apply(samples_seen=p.samples_seen, epoch=p.epoch)
         out = train_step(self.model, state.optimizer, batch, self.cfg.loss, step=p.step, total_steps=self.total_steps,
-                         grad_clip_norm=self.cfg.optim.grad_clip_norm)
+                         grad_clip_norm=self.cfg.optim.grad_clip_norm,
+                         compute_dtype=self.compute_dtype)
         state.stepped(global_batch=self.global_batch)
         step = state.position.step
         self.logger.step(logs=out.logs, samples=self.global_batch, data_wait_s=data_wait)

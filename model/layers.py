@@ -15,6 +15,12 @@ def normalize_image(x_BCHW: torch.Tensor) -> torch.Tensor:
     return (x_BCHW - 0.45) / 0.225
 
 
+def full_precision(like: torch.Tensor) -> torch.autocast:
+    """A region that runs in float32 inside a mixed-precision forward (`train.precision=bf16`): geometry (pose
+    matrices, warps) needs float32 where the convolutions do not."""
+    return torch.autocast(like.device.type, enabled=False)
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """'batch' -> BatchNorm2d, 'group' -> GroupNorm (8 channels per group or fewer groups), 'none' -> Identity."""
     if norm == "batch":

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from model.config import MotionNetConfig
 from model.geometry import pose_vec_to_mat, warp
-from model.layers import conv_block, normalize_image
+from model.layers import conv_block, full_precision, normalize_image
 
 
 def _kaiming_init(module: nn.Module) -> None:
@@ -81,7 +81,7 @@ class PoseDecoder(nn.Module):
                 bias[5] = -init_forward_motion / translation_scale  # T_earlier->later: points come closer (-z)
 
     def forward(self, feat_BCHW: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out_B6 = self.convs(feat_BCHW).mean(dim=(2, 3)) * self.scale_6
+        out_B6 = self.convs(feat_BCHW).float().mean(dim=(2, 3)) * self.scale_6
         return out_B6[:, :3], out_B6[:, 3:]
 
 
@@ -97,7 +97,7 @@ class MotionLevel(nn.Module):
         nn.init.zeros_(cast(torch.Tensor, self.out.bias))
 
     def forward(self, feat_BCHW: torch.Tensor, up_B3HW: torch.Tensor) -> torch.Tensor:
-        return up_B3HW + self.out(self.convs(torch.cat([feat_BCHW, up_B3HW], dim=1)))
+        return up_B3HW + self.out(self.convs(torch.cat([feat_BCHW, up_B3HW.to(feat_BCHW.dtype)], dim=1))).float()
 
 
 def resize_field(field_B3HW: torch.Tensor, size_HW: tuple[int, int]) -> torch.Tensor:
@@ -133,7 +133,8 @@ class MotionNet(nn.Module):
         Images are network inputs in [0, 1]; feed pairs in time order."""
         feats = self.encoder(torch.cat([first_B3HW, second_B3HW], dim=1))
         axis_angle_B3, translation_B3 = self.pose_decoder(feats[2])
-        return pose_vec_to_mat(axis_angle_B3, translation_B3)
+        with full_precision(translation_B3):
+            return pose_vec_to_mat(axis_angle_B3, translation_B3)
 
     def object_motion(
         self,
@@ -160,7 +161,7 @@ class MotionNet(nn.Module):
         field = None  # current estimate at the last level's resolution (unscaled)
         for level in (3, 2, 1):
             if feats is None:
-                with torch.no_grad():
+                with torch.no_grad(), full_precision(depth):
                     motion_full = None if field is None else motion_scale * resize_field(field, (H, W))
                     warped, _ = warp(source_B3HW, depth, K_B33, T, motion_full)
                 feat = self.encoder(torch.cat([target_B3HW, warped], dim=1), num_levels=level)[level - 1]

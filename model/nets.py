@@ -16,6 +16,7 @@ import torch.nn as nn
 from model.config import DepthNetConfig, MotionNetConfig
 from model.depth_net import DepthNet
 from model.geometry import invert_pose
+from model.layers import full_precision
 from model.motion_net import MotionNet
 from model.resnet_depth_net import ResNetDepthNet
 
@@ -52,10 +53,11 @@ class RMDepthNets(nn.Module):
         """
         prev, target, nxt = frames_aug_BSCHW.unbind(1)
         B = target.shape[0]
-        disps = self.depth(target)
+        disps = [d.float() for d in self.depth(target)]  # float32 also under mixed precision (train.precision)
         depth = self.depth.depth(disps[0])
         T_ordered = self.motion.pose(torch.cat([prev, target]), torch.cat([target, nxt]))
-        T_B44 = torch.cat([invert_pose(T_ordered[:B]), T_ordered[B:]])
+        with full_precision(T_ordered):
+            T_B44 = torch.cat([invert_pose(T_ordered[:B]), T_ordered[B:]])
         motion = None
         if self.motion.object_levels is not None and motion_scale > 0:
             motion = self.motion.object_motion(

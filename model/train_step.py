@@ -98,7 +98,6 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         photometric = photometric + loss_s
         smoothness = smoothness + cfg.smoothness_weight / (2**scale) * smoothness_loss(disp, image_s)
     photometric = photometric / cfg.num_scales
-    smoothness = smoothness / cfg.num_scales
     ground = target.new_zeros(())
     if cfg.ground_bound_weight > 0:
         ground = cfg.ground_bound_weight * ground_bound_loss(out.depth_B1HW, K)
@@ -194,24 +193,29 @@ def visuals(out: NetOutputs, K_B33: torch.Tensor) -> Visuals:
         )
 
 
-def forward_loss(nets: nn.Module, batch, cfg: LossConfig, *, step: int, total_steps: int = 0) -> StepOutput:
+def forward_loss(nets: nn.Module, batch, cfg: LossConfig, *, step: int, total_steps: int = 0,
+                 compute_dtype: torch.dtype | None = None) -> StepOutput:
     """Forward both networks on a batch of triplets (nets may be DDP-wrapped; its forward is called once) and
-    compute the loss; `step`/`total_steps` place the object-motion burn-in."""
+    compute the loss; `step`/`total_steps` place the object-motion burn-in. `compute_dtype` (torch.bfloat16)
+    runs the networks' convolutions in mixed precision (autocast); their outputs, the geometry and the loss stay
+    float32."""
     inner = unwrap(nets)
     assert isinstance(inner, RMDepthNets), f"forward_loss expects RMDepthNets (or a wrapper), got {type(inner).__name__}"
     depth_cfg = inner.depth.cfg
     motion_scale = cfg.motion_scale(step, total_steps)
-    out: NetOutputs = nets(batch.frames_aug_BSCHW, batch.K_B33, motion_scale)
+    frames = batch.frames_aug_BSCHW
+    with torch.autocast(frames.device.type, dtype=compute_dtype or torch.float32, enabled=compute_dtype is not None):
+        out: NetOutputs = nets(frames, batch.K_B33, motion_scale)
     loss, logs = compute_loss(out, batch, cfg, min_depth=depth_cfg.min_depth, max_depth=depth_cfg.max_depth,
                               motion_scale=motion_scale)
     return StepOutput(loss=loss, logs=logs, outputs=out)
 
 
 def train_step(nets: nn.Module, optimizer: torch.optim.Optimizer, batch, cfg: LossConfig, *, step: int,
-               total_steps: int = 0, grad_clip_norm: float = 0.0) -> StepOutput:
+               total_steps: int = 0, grad_clip_norm: float = 0.0, compute_dtype: torch.dtype | None = None) -> StepOutput:
     """Forward, backward and one optimizer step. A non-finite loss raises FloatingPointError after the backward
     pass (so DDP ranks are not left waiting in the gradient all-reduce) and before the weights change."""
-    out = forward_loss(nets, batch, cfg, step=step, total_steps=total_steps)
+    out = forward_loss(nets, batch, cfg, step=step, total_steps=total_steps, compute_dtype=compute_dtype)
     optimizer.zero_grad(set_to_none=True)
     out.loss.backward()
     if not torch.isfinite(out.loss):

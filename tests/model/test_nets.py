@@ -172,6 +172,30 @@ def test_train_step_updates_the_weights():
     assert sum(not torch.equal(a, b) for a, b in zip(before, nets.parameters())) > 0.9 * len(before)
 
 
+def test_bf16_mixed_precision_keeps_outputs_geometry_and_loss_in_float32():
+    """train.precision=bf16: the convolutions run in bfloat16 (autocast), the outputs, pose matrices, field and
+    loss stay float32, the loss is close to the float32 one, and every parameter gets a float32 gradient."""
+    torch.manual_seed(0)
+    nets = build_nets(DepthNetConfig(), MotionNetConfig())
+    for level in nets.motion.object_levels:
+        torch.nn.init.normal_(level.out.weight, std=0.01)
+    cfg = LossConfig(motion_burnin_start=0, motion_burnin_end=0)
+    ref = forward_loss(nets, _batch(), cfg, step=0)
+    mixed = forward_loss(nets, _batch(), cfg, step=0, compute_dtype=torch.bfloat16)
+    o = mixed.outputs
+    assert all(d.dtype == torch.float32 for d in o.disps)
+    assert o.depth_B1HW.dtype == o.T_B44.dtype == o.motion_B3HW.dtype == mixed.loss.dtype == torch.float32
+    ref_loss, mixed_loss = float(ref.loss.detach()), float(mixed.loss.detach())
+    assert mixed_loss == pytest.approx(ref_loss, rel=0.05)
+    assert mixed_loss != ref_loss  # the convolutions did run in bfloat16
+    # the pose is a rigid motion to float32 accuracy, not a bfloat16-rounded matrix
+    R = o.T_B44[:, :3, :3]
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3).expand_as(R), atol=1e-5)
+    mixed.loss.backward()
+    grads = [p.grad for p in nets.parameters()]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
 def test_eval_depth_is_independent_of_batch_size_and_any_input_size_works():
     torch.manual_seed(0)
     net = DepthNet(DepthNetConfig()).eval()

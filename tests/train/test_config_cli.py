@@ -38,6 +38,8 @@ def test_overrides_and_errors():
     assert cfg.optim.lr == 1e-3 and cfg.loader.augment.flip_prob == 0 and cfg.scaling.elastic
     with pytest.raises(ValueError, match="unknown key"):
         apply_overrides(cfg, ["optim.learning_rate=1"])
+    with pytest.raises(ValueError, match="train.precision must be"):
+        apply_overrides(cfg, ["train.precision=fp16"])
     with pytest.raises(ValueError, match="optim.lr must be positive"):
         apply_overrides(cfg, ["optim.lr=0"])
     with pytest.raises(ValueError, match="min_workers <= max_workers"):
@@ -92,3 +94,14 @@ def test_cs_then_kitti_has_a_pretraining_stage():
     # once the parent checkpoint is known (or given by hand) the fine-tuning stage runs alone
     assert pretrain_stage(apply_overrides(cfg, ["init_checkpoint=s3://b/runs/x/checkpoint_e001_s000000010"]), "x") is None
     assert pretrain_stage(get_preset("kitti_640x192"), "k") is None
+
+
+def test_precision_resolves_to_an_autocast_dtype():
+    import torch
+
+    from engine.runtime import compute_dtype, fast_bf16
+
+    cpu = torch.device("cpu")
+    assert compute_dtype("fp32", cpu) is None and compute_dtype("bf16", cpu) is torch.bfloat16
+    assert compute_dtype("auto", cpu) is (torch.bfloat16 if fast_bf16(cpu) else None)
+    assert get_preset("tiny_cpu").train.precision == "fp32"
