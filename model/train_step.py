@@ -98,6 +98,7 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
         photometric = photometric + loss_s
         smoothness = smoothness + cfg.smoothness_weight / (2**scale) * smoothness_loss(disp, image_s)
     photometric = photometric / cfg.num_scales
+    smoothness = smoothness / cfg.num_scales
     ground = target.new_zeros(())
     if cfg.ground_bound_weight > 0:
         ground = cfg.ground_bound_weight * ground_bound_loss(out.depth_B1HW, K)
