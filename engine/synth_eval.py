@@ -8,17 +8,28 @@ rendered size, depth = 1 / disparity, median-scaled over all valid pixels (not s
 clamped to [1e-3, 80]; absolute relative errors are then summed separately over static and moving pixels
 (the truth's moving mask) and averaged per pixel over the whole set (moving pixels are few and absent from many
 frames, so a per-image mean would be dominated by a handful of pixels).
+
+Object motion (nets with the object-motion field): the field of every target frame towards the next one is compared
+with the truth's displacement of the moving cars (world.json: cars translate along the street at `speed_z` m/s),
+in the next camera's frame, at the network resolution. The field is brought to metres with the frame's camera
+translation (|t_true| / |t_pred|, as the pose's length ratio does). `field_recall` = sum(pred . true) / sum(|true|^2)
+over the moving pixels: the share of the cars' motion the field recovers (1 = all, 0 = none, < 0 = backwards);
+`field_static` = mean |pred| (metres) over the other pixels, what leaks onto the static scene.
 """
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from engine.evaluate import GARG_CROP, resize_to
 from engine.pose_eval import load_frame, predict_motions
-from model.nets import predict_depth
-from pipeline.synth.truth import load_truth, truth_path
+from model.nets import predict_depth, unwrap
+from pipeline.storage import join, read_bytes
+from pipeline.synth.truth import Truth, load_truth, truth_path
 
 
 def _garg_mask(H: int, W: int) -> np.ndarray:
@@ -44,6 +55,77 @@ def dense_depth_sums(pred_depth_hw: torch.Tensor, truth_depth_HW: np.ndarray, mo
             "moving_sum": float(err[moving].sum()), "moving_n": float(moving.sum())}
 
 
+def object_displacement_3HW(instance_HW: np.ndarray, speed_by_instance: dict[int, float], dt_s: float,
+                             R_source_cam_to_world_33: np.ndarray) -> np.ndarray:
+    """True object motion of each target pixel towards a source frame `dt_s` seconds later, in the source camera's
+    axes (metres; 0 on the static scene): a car with speed v moves (0, 0, v dt) in the world (Z along the street)."""
+    lut = np.zeros(max([0, *speed_by_instance]) + 1)
+    for instance, speed in speed_by_instance.items():
+        lut[instance] = speed
+    speed_HW = np.where(instance_HW < len(lut), lut[np.clip(instance_HW, 0, len(lut) - 1)], 0.0)
+    world_3 = np.array([0.0, 0.0, dt_s])
+    cam_3 = R_source_cam_to_world_33.T @ world_3  # world -> source camera axes
+    return cam_3[:, None, None] * speed_HW[None]
+
+
+def field_sums(pred_3hw: np.ndarray, true_3hw: np.ndarray, moving_hw: np.ndarray, static_hw: np.ndarray) -> dict[str, float]:
+    """Sums for field_recall (pred . true and |true|^2 over the moving pixels) and field_static (|pred| over the
+    static ones) of one image."""
+    dot = (pred_3hw * true_3hw).sum(axis=0)
+    return {"dot_sum": float(dot[moving_hw].sum()), "true_sq_sum": float((true_3hw**2).sum(axis=0)[moving_hw].sum()),
+            "static_abs_sum": float(np.linalg.norm(pred_3hw, axis=0)[static_hw].sum()),
+            "static_n": float(static_hw.sum())}
+
+
+def _speeds(root: str, drive: str) -> dict[int, float]:
+    """Instance value (as in the truth's instance map) -> speed along the street (m/s) of the drive's world."""
+    desc = json.loads(read_bytes(join(root, *drive.split("/"), "rmdepth_truth", "world.json")))
+    return {int(b["instance"]): float(b["speed_z"]) for b in desc["boxes"] if b.get("speed_z", 0.0) != 0.0}
+
+
+def _nearest(x_HW: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(x_HW).astype(np.float32))[None, None]
+    return F.interpolate(t, size=size_hw, mode="nearest")[0, 0].numpy()
+
+
+def _drive_field_sums(nets: torch.nn.Module, images_F3hw: torch.Tensor, truths: list[Truth],
+                      speeds: dict[int, float], *, batch_size: int) -> dict[str, float]:
+    """field_sums over every frame of a drive that has a previous and a next frame."""
+    h, w = images_F3hw.shape[-2:]
+    sums = {"dot_sum": 0.0, "true_sq_sum": 0.0, "static_abs_sum": 0.0, "static_n": 0.0}
+    targets = list(range(1, len(truths) - 1))
+    for b0 in range(0, len(targets), batch_size):
+        idx = targets[b0 : b0 + batch_size]
+        frames = torch.stack([images_F3hw[[i - 1, i, i + 1]] for i in idx])
+        K = torch.stack([_scaled_K(truths[i], h, w) for i in idx]).to(frames)
+        out = nets(frames, K, 1.0)
+        B = len(idx)
+        field, T = out.motion_B3HW[B:].float().cpu().numpy(), out.T_B44[B:].float().cpu().numpy()
+        for b, i in enumerate(idx):
+            tgt, nxt = truths[i], truths[i + 1]
+            true_T = np.linalg.inv(nxt.pose_cam_to_world) @ tgt.pose_cam_to_world
+            pred_length = float(np.linalg.norm(T[b, :3, 3]))
+            if pred_length < 1e-3:  # a standing (collapsed) pose gives no scale: the frame is left out
+                continue
+            metres = float(np.linalg.norm(true_T[:3, 3])) / pred_length
+            instance = _nearest(tgt.instance_HW, (h, w)).astype(np.int64)
+            moving = np.isin(instance, list(speeds))
+            static = ~moving & (_nearest(tgt.sky_HW, (h, w)) < 0.5)
+            true = object_displacement_3HW(instance, speeds, nxt.time_s - tgt.time_s, nxt.pose_cam_to_world[:3, :3])
+            for k, v in field_sums(field[b] * metres, true, moving, static).items():
+                sums[k] += v
+    return sums
+
+
+def _scaled_K(truth: Truth, h: int, w: int) -> torch.Tensor:
+    """The rendered image's intrinsics at the network resolution."""
+    H, W = truth.depth_HW.shape
+    K = truth.K_33.copy()
+    K[0] *= w / W
+    K[1] *= h / H
+    return torch.from_numpy(K).float()
+
+
 @torch.no_grad()
 def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, int], drives: tuple[str, ...] = (),
                        batch_size: int = 8, device: str | torch.device = "cpu") -> dict[str, float]:
@@ -53,7 +135,8 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
     Pose: for every pair of consecutive frames the predicted motion T_i->i+1 is compared with the true one (the
     drive's oxts through pykitti's chain, which the synthetic world writes exactly); the metrics are
     model.pose_metrics': 5-frame ATE (monodepth2), the standing camera's ATE on the same snippets, direction
-    cosine, length ratio and rotation error."""
+    cosine, length ratio and rotation error. Object motion (nets with the field): field_recall and field_static
+    (module docstring); NaN for rigid nets."""
     from model.pose_metrics import motions_from_poses, relative_pose_errors, snippet_ates
     from pipeline.sources.kitti_odometry import load_raw_drive, raw_drives
 
@@ -61,6 +144,8 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
     nets.eval()
     sums = {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0}
     ates, zero_ates, cos, ratio, rot = [], [], [], [], []
+    fsums = {"dot_sum": 0.0, "true_sq_sum": 0.0, "static_abs_sum": 0.0, "static_n": 0.0}
+    has_field = getattr(getattr(unwrap(nets), "motion", None), "object_levels", None) is not None
     try:
         for name in drives or raw_drives(root):
             drive = load_raw_drive(root, name)
@@ -71,6 +156,9 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
                 for d, t in zip(depth, truths[i : i + batch_size], strict=True):
                     for k, v in dense_depth_sums(d, t.depth_HW, t.moving_HW, t.sky_HW).items():
                         sums[k] += v
+            if has_field and len(images) >= 3:
+                for k, v in _drive_field_sums(nets, images, truths, _speeds(root, name), batch_size=batch_size).items():
+                    fsums[k] += v
             if len(images) < 2:
                 continue
             pred = predict_motions(nets, drive.frame_urls, size_wh=size_wh, batch_size=batch_size, device=device)
@@ -96,5 +184,7 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
         "pose_length_ratio": float(np.nanmean(cat(ratio))),
         "pose_rotation_error_deg": float(np.nanmean(cat(rot))),
         "pose_snippets": float(np.isfinite(a).sum()),
+        "field_recall": fsums["dot_sum"] / fsums["true_sq_sum"] if fsums["true_sq_sum"] > 0 else float("nan"),
+        "field_static": fsums["static_abs_sum"] / fsums["static_n"] if fsums["static_n"] > 0 else float("nan"),
     }
 

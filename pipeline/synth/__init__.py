@@ -36,7 +36,8 @@ Faults for reader tests (KittiSynthConfig/CityscapesSynthConfig.faults, `--fault
 Truth .npz keys (`load_truth(path)` -> Truth; `truth_path(image_path)` finds it):
   depth   float32 HxW  camera z in metres (exact, per pixel centre); sky = SKY_DEPTH (1000.0, finite)
   moving  bool HxW     pixels of independently moving cars
-  instance int32 HxW   0 = road/sidewalk/sky (and hood), i + 1 = box i of world.json
+  instance int32 HxW   0 = road/sidewalk/sky (and hood), j + 1 = object j: the "instance" value of its boxes
+                       in world.json (a car is two boxes, body and cabin; look speeds up by this value as is)
   sky     bool HxW
   hood    bool HxW     Cityscapes only: the ego car's hood (its depth is the hood's own, 1.0..2.2 m)
   pose_cam_to_world float64 4x4: camera (x right, y down, z forward) to world (X right, Y down, road plane Y = 0,

@@ -25,7 +25,7 @@ class Truth:
 
     depth_HW: np.ndarray  # float32 camera z in metres; sky = pipeline.synth.SKY_DEPTH
     moving_HW: np.ndarray  # bool: pixels of independently moving cars
-    instance_HW: np.ndarray  # int32: 0 road/sky, j + 1 object j (the "instance" field of world.json boxes)
+    instance_HW: np.ndarray  # int32: 0 road/sky, j + 1 object j (= the "instance" value of its world.json boxes)
     sky_HW: np.ndarray  # bool
     pose_cam_to_world: np.ndarray  # float64 4x4 (world frame: X right, Y down, Z along the street)
     K_33: np.ndarray  # float64 intrinsics of the rendered image
