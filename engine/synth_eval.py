@@ -7,7 +7,8 @@ Dense depth (per image, as the KITTI protocol does per image): the predicted dis
 rendered size, depth = 1 / disparity, median-scaled over all valid pixels (not sky, 1e-3 < depth < 80 m, Garg crop),
 clamped to [1e-3, 80]; absolute relative errors are then summed separately over static and moving pixels
 (the truth's moving mask) and averaged per pixel over the whole set (moving pixels are few and absent from many
-frames, so a per-image mean would be dominated by a handful of pixels).
+frames, so a per-image mean would be dominated by a handful of pixels). The moving pixels are also split into oncoming
+cars (negative speed in world.json) and cars driving the camera's way, whose monocular ambiguities differ.
 
 Object motion (nets with the object-motion field): the field of every target frame towards the next one is compared
 with the truth's displacement of the moving cars (world.json: cars translate along the street at `speed_z` m/s),
@@ -40,19 +41,24 @@ def _garg_mask(H: int, W: int) -> np.ndarray:
 
 
 def dense_depth_sums(pred_depth_hw: torch.Tensor, truth_depth_HW: np.ndarray, moving_HW: np.ndarray,
-                     sky_HW: np.ndarray, *, max_depth: float = 80.0) -> dict[str, float]:
-    """Sums of |gt - pred| / gt over the static and the moving valid pixels of one image (after median scaling)."""
+                     sky_HW: np.ndarray, *, oncoming_HW: np.ndarray | None = None,
+                     max_depth: float = 80.0) -> dict[str, float]:
+    """Sums of |gt - pred| / gt over the static and the moving valid pixels of one image (after median scaling), and
+    over the moving pixels in `oncoming_HW` (cars driving towards the camera) when given."""
     gt = truth_depth_HW.astype(np.float64)
     valid = (~sky_HW) & (gt > 1e-3) & (gt < max_depth) & _garg_mask(*gt.shape)
     if not valid.any():
-        return {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0}
+        return {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0, "oncoming_sum": 0.0,
+                "oncoming_n": 0.0}
     pred = (1.0 / resize_to(1.0 / pred_depth_hw, gt.shape)).numpy()
     pred = np.clip(pred * np.median(gt[valid]) / np.median(pred[valid]), 1e-3, max_depth)
     err = np.abs(gt - pred) / np.maximum(gt, 1e-3)
     moving = valid & moving_HW
     static = valid & ~moving_HW
+    oncoming = moving & (oncoming_HW if oncoming_HW is not None else False)
     return {"static_sum": float(err[static].sum()), "static_n": float(static.sum()),
-            "moving_sum": float(err[moving].sum()), "moving_n": float(moving.sum())}
+            "moving_sum": float(err[moving].sum()), "moving_n": float(moving.sum()),
+            "oncoming_sum": float(err[oncoming].sum()), "oncoming_n": float(oncoming.sum())}
 
 
 def object_displacement_3HW(instance_HW: np.ndarray, speed_by_instance: dict[int, float], dt_s: float,
@@ -126,6 +132,10 @@ def _scaled_K(truth: Truth, h: int, w: int) -> torch.Tensor:
     return torch.from_numpy(K).float()
 
 
+def _ratio(total: float, n: float) -> float:
+    return total / n if n > 0 else float("nan")
+
+
 @torch.no_grad()
 def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, int], drives: tuple[str, ...] = (),
                        batch_size: int = 8, device: str | torch.device = "cpu") -> dict[str, float]:
@@ -142,7 +152,8 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
 
     was_training = nets.training
     nets.eval()
-    sums = {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0}
+    sums = {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0, "oncoming_sum": 0.0,
+            "oncoming_n": 0.0}
     ates, zero_ates, cos, ratio, rot = [], [], [], [], []
     fsums = {"dot_sum": 0.0, "true_sq_sum": 0.0, "static_abs_sum": 0.0, "static_n": 0.0}
     has_field = getattr(getattr(unwrap(nets), "motion", None), "object_levels", None) is not None
@@ -151,13 +162,16 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
             drive = load_raw_drive(root, name)
             images = torch.from_numpy(np.stack([load_frame(f, size_wh) for f in drive.frame_urls])).to(device)
             truths = [load_truth(truth_path(f)) for f in drive.frame_urls]
+            speeds = _speeds(root, name)
+            oncoming_ids = [i for i, v in speeds.items() if v < 0]
             for i in range(0, len(images), batch_size):
                 depth = predict_depth(nets, images[i : i + batch_size])[:, 0].cpu()
                 for d, t in zip(depth, truths[i : i + batch_size], strict=True):
-                    for k, v in dense_depth_sums(d, t.depth_HW, t.moving_HW, t.sky_HW).items():
+                    oncoming = np.isin(t.instance_HW, oncoming_ids)
+                    for k, v in dense_depth_sums(d, t.depth_HW, t.moving_HW, t.sky_HW, oncoming_HW=oncoming).items():
                         sums[k] += v
             if has_field and len(images) >= 3:
-                for k, v in _drive_field_sums(nets, images, truths, _speeds(root, name), batch_size=batch_size).items():
+                for k, v in _drive_field_sums(nets, images, truths, speeds, batch_size=batch_size).items():
                     fsums[k] += v
             if len(images) < 2:
                 continue
@@ -176,6 +190,9 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
     return {
         "dense_abs_rel_static": sums["static_sum"] / max(sums["static_n"], 1.0),
         "dense_abs_rel_moving": sums["moving_sum"] / max(sums["moving_n"], 1.0) if sums["moving_n"] else float("nan"),
+        "dense_abs_rel_moving_oncoming": _ratio(sums["oncoming_sum"], sums["oncoming_n"]),
+        "dense_abs_rel_moving_same_direction": _ratio(sums["moving_sum"] - sums["oncoming_sum"],
+                                                      sums["moving_n"] - sums["oncoming_n"]),
         "moving_pixel_fraction": sums["moving_n"] / max(sums["static_n"] + sums["moving_n"], 1.0),
         "pose_ate": float(np.nanmean(a)),
         "pose_ate_std": float(np.nanstd(a)),

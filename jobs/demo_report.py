@@ -217,9 +217,11 @@ def _pose_sections(state, workdir: str) -> list[tuple[str, str]]:
                     "closer than 80 m, Garg crop), split by the truth's moving-object mask; field recall: the share of "
                     "the moving cars' true motion (next frame) that the object-motion field recovers (1 = all, 0 = "
                     "none), and its mean magnitude elsewhere (m):\n\n"
-                    "| static pixels | pixels of moving cars | share of moving pixels | field recall (static leak, m) |\n"
-                    "|---|---|---|---|\n"
+                    "| static pixels | pixels of moving cars | of which oncoming / same direction | share of moving pixels "
+                    "| field recall (static leak, m) |\n|---|---|---|---|---|\n"
                     f"| {_fmt(sm['dense_abs_rel_static'])} | {_fmt(sm['dense_abs_rel_moving'])} | "
+                    f"{_fmt(sm.get('dense_abs_rel_moving_oncoming'))} / "
+                    f"{_fmt(sm.get('dense_abs_rel_moving_same_direction'))} | "
                     f"{_fmt(sm['moving_pixel_fraction'])} | {_fmt(sm.get('field_recall'))} "
                     f"({_fmt(sm.get('field_static'))}) |"))
     return out

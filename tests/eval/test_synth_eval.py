@@ -74,6 +74,11 @@ def test_evaluate_synthetic_scores_a_network_end_to_end(tiny_world):
     m = evaluate_synthetic(nets, tiny_world, size_wh=(104, 32), batch_size=3)
     for key in ("dense_abs_rel_static", "pose_ate", "pose_ate_zero_motion", "pose_cosine", "pose_rotation_error_deg"):
         assert math.isfinite(m[key]), key
+    if math.isfinite(m["dense_abs_rel_moving"]):  # the split covers the moving pixels
+        parts = [m["dense_abs_rel_moving_oncoming"], m["dense_abs_rel_moving_same_direction"]]
+        assert any(math.isfinite(p) for p in parts)
+        lo, hi = min(p for p in parts if math.isfinite(p)), max(p for p in parts if math.isfinite(p))
+        assert lo - 1e-9 <= m["dense_abs_rel_moving"] <= hi + 1e-9
     assert m["pose_snippets"] == 6  # 7 frames: snippets start at frames 0..5
     assert nets.training  # the caller's mode is restored
     # the forward-motion prior alone already beats a standing camera on a straight drive
@@ -130,3 +135,16 @@ def test_evaluate_synthetic_scores_the_object_motion_field(tiny_world, object_mo
         assert m["field_static"] > 0.01  # a constant field leaks onto the static scene
     else:
         assert math.isnan(m["field_recall"]) and math.isnan(m["field_static"])
+
+
+def test_dense_errors_split_the_moving_pixels_into_oncoming_and_the_rest():
+    gt, moving, sky = _scene()
+    oncoming = np.zeros_like(moving)
+    oncoming[25:35, 60:90] = True  # half inside the moving mask, half on static pixels (which do not count)
+    wrong = gt.copy()
+    wrong[moving & oncoming] *= 0.5  # oncoming cars twice too near, other moving cars exact
+    s = dense_depth_sums(torch.from_numpy(wrong), gt, moving, sky, oncoming_HW=oncoming)
+    assert s["oncoming_n"] == (moving & oncoming).sum() > 0
+    same_dir = (s["moving_sum"] - s["oncoming_sum"]) / (s["moving_n"] - s["oncoming_n"])
+    assert s["oncoming_sum"] / s["oncoming_n"] > 0.4 and same_dir < 0.05
+    assert dense_depth_sums(torch.from_numpy(wrong), gt, moving, sky)["oncoming_n"] == 0.0
