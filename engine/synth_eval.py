@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from engine.evaluate import GARG_CROP, resize_to
 from engine.pose_eval import load_frame, predict_motions
 from model.nets import predict_depth, unwrap
+from pipeline.intrinsics import resize_K
 from pipeline.storage import join, read_bytes
 from pipeline.synth.truth import Truth, load_truth, truth_path
 
@@ -126,10 +127,7 @@ def _drive_field_sums(nets: torch.nn.Module, images_F3hw: torch.Tensor, truths: 
 def _scaled_K(truth: Truth, h: int, w: int) -> torch.Tensor:
     """The rendered image's intrinsics at the network resolution."""
     H, W = truth.depth_HW.shape
-    K = truth.K_33.copy()
-    K[0] *= w / W
-    K[1] *= h / H
-    return torch.from_numpy(K).float()
+    return torch.from_numpy(resize_K(truth.K_33, (W, H), (w, h))).float()
 
 
 def _ratio(total: float, n: float) -> float:
