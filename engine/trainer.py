@@ -25,11 +25,12 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import TrainPosition, TrainState, capture_rng_state, checkpoint_name
+from engine.checkpoint import TrainPosition, TrainState, checkpoint_name
 from engine.config_io import to_json
 from engine.data import Loaders
 from engine.evaluate import make_protocol
 from engine.logger import TrainLogger
+from engine.rng import capture_rng_state
 from engine.runtime import Runtime, compute_dtype
 from engine.validate import validate, validate_pose
 from model.train_step import train_step, visuals

@@ -131,7 +131,8 @@ def _run_external(args: argparse.Namespace) -> int:
         raise UsageError("--predictions and --gt go together")
     if args.checkpoint or args.data:
         raise UsageError("--predictions/--gt cannot be combined with --checkpoint/--data")
-    from engine.evaluate import evaluate_predictions, load_map_list
+    from engine.evaluate import evaluate_predictions
+    from engine.map_files import load_map_list
 
     if args.protocol == "cityscapes":
         from engine.evaluate import MANYDEPTH_GT_TOP_FRACTION

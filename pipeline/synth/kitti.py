@@ -21,7 +21,8 @@ from pipeline.intrinsics import resize_K
 from pipeline.synth import faults as faults_mod
 from pipeline.synth.config import KittiSynthConfig
 from pipeline.synth.io import TreeWriter, run_jobs
-from pipeline.synth.render import SKY_DEPTH, Camera, lidar_directions, scan_lidar
+from pipeline.synth.lidar import lidar_directions, scan_lidar
+from pipeline.synth.render import SKY_DEPTH, Camera
 from pipeline.synth.world import World, make_world
 
 FULL_SIZE = (1242, 375)

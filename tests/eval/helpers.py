@@ -18,8 +18,9 @@ def make_checkpoint(directory: str, *, step: int, seed: int = 0, run_name: str =
     from dataclasses import replace
 
     from configs.presets import get_preset
-    from engine.checkpoint import TrainPosition, capture_rng_state, save_checkpoint
+    from engine.checkpoint import TrainPosition, save_checkpoint
     from engine.config_io import to_json
+    from engine.rng import capture_rng_state
     from model.nets import build_nets
 
     cfg = get_preset("tiny_cpu")

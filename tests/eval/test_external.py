@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from engine.evaluate import evaluate_predictions, load_map_list, make_protocol
+from engine.evaluate import evaluate_predictions, make_protocol
+from engine.map_files import load_map_list
 from jobs.cli import main
 from model.metrics import METRIC_NAMES
 

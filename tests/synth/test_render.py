@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.synth import WorldConfig, render
+from pipeline.synth import WorldConfig, lidar, render
 from pipeline.synth.kitti import KittiRig
 from pipeline.synth.world import make_world
 
@@ -15,7 +15,7 @@ def test_camera_and_lidar_culling_match_brute_force(seed):
     world = make_world(WorldConfig(num_moving=8), duration=8.0, seed=seed)
     rig = KittiRig((208, 64))
     cam = render.Camera(world, rig.K, (208, 64))
-    dirs_velo = render.lidar_directions(32, 256)
+    dirs_velo = lidar.lidar_directions(32, 256)
     for t in (0.0, 4.05, 7.9):
         pose = world.rig_pose(t) @ rig.T_rect0_cam("02")
         frame = cam.render(pose, t)
@@ -24,7 +24,7 @@ def test_camera_and_lidar_culling_match_brute_force(seed):
         depth = np.where(np.isfinite(brute.t_P), brute.t_P, render.SKY_DEPTH).reshape(64, 208)
         np.testing.assert_allclose(frame.depth_HW, depth, rtol=1e-6)
         T_velo = world.rig_pose(t) @ rig.T_rect0_velo
-        pts = render.scan_lidar(world, T_velo, dirs_velo, t)
+        pts = lidar.scan_lidar(world, T_velo, dirs_velo, t)
         d = np.einsum("ij,baj->iba", T_velo[:3, :3], dirs_velo).astype(np.float32)
         hit = render.cast(world, T_velo[:3, 3], d, t, max_t=120.0)
         ok = np.isfinite(hit.t_P) & (hit.t_P > 0.5)
