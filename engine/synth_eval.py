@@ -33,6 +33,9 @@ from pipeline.intrinsics import resize_K
 from pipeline.storage import join, read_bytes
 from pipeline.synth.truth import Truth, load_truth, truth_path
 
+_DENSE_SUMS = ("static_sum", "static_n", "moving_sum", "moving_n", "oncoming_sum", "oncoming_n")
+_FIELD_SUMS = ("dot_sum", "true_sq_sum", "static_abs_sum", "static_n")
+
 
 def _garg_mask(H: int, W: int) -> np.ndarray:
     m = np.zeros((H, W), bool)
@@ -49,8 +52,7 @@ def dense_depth_sums(pred_depth_hw: torch.Tensor, truth_depth_HW: np.ndarray, mo
     gt = truth_depth_HW.astype(np.float64)
     valid = (~sky_HW) & (gt > 1e-3) & (gt < max_depth) & _garg_mask(*gt.shape)
     if not valid.any():
-        return {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0, "oncoming_sum": 0.0,
-                "oncoming_n": 0.0}
+        return dict.fromkeys(_DENSE_SUMS, 0.0)
     pred = (1.0 / resize_to(1.0 / pred_depth_hw, gt.shape)).numpy()
     pred = np.clip(pred * np.median(gt[valid]) / np.median(pred[valid]), 1e-3, max_depth)
     err = np.abs(gt - pred) / np.maximum(gt, 1e-3)
@@ -99,7 +101,7 @@ def _drive_field_sums(nets: torch.nn.Module, images_F3hw: torch.Tensor, truths: 
                       speeds: dict[int, float], *, batch_size: int) -> dict[str, float]:
     """field_sums over every frame of a drive that has a previous and a next frame."""
     h, w = images_F3hw.shape[-2:]
-    sums = {"dot_sum": 0.0, "true_sq_sum": 0.0, "static_abs_sum": 0.0, "static_n": 0.0}
+    sums = dict.fromkeys(_FIELD_SUMS, 0.0)
     targets = list(range(1, len(truths) - 1))
     for b0 in range(0, len(targets), batch_size):
         idx = targets[b0 : b0 + batch_size]
@@ -150,10 +152,9 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
 
     was_training = nets.training
     nets.eval()
-    sums = {"static_sum": 0.0, "static_n": 0.0, "moving_sum": 0.0, "moving_n": 0.0, "oncoming_sum": 0.0,
-            "oncoming_n": 0.0}
+    sums = dict.fromkeys(_DENSE_SUMS, 0.0)
     ates, zero_ates, cos, ratio, rot = [], [], [], [], []
-    fsums = {"dot_sum": 0.0, "true_sq_sum": 0.0, "static_abs_sum": 0.0, "static_n": 0.0}
+    fsums = dict.fromkeys(_FIELD_SUMS, 0.0)
     has_field = getattr(getattr(unwrap(nets), "motion", None), "object_levels", None) is not None
     try:
         for name in drives or raw_drives(root):
@@ -187,7 +188,7 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
     a = cat(ates)
     return {
         "dense_abs_rel_static": sums["static_sum"] / max(sums["static_n"], 1.0),
-        "dense_abs_rel_moving": sums["moving_sum"] / max(sums["moving_n"], 1.0) if sums["moving_n"] else float("nan"),
+        "dense_abs_rel_moving": _ratio(sums["moving_sum"], sums["moving_n"]),
         "dense_abs_rel_moving_oncoming": _ratio(sums["oncoming_sum"], sums["oncoming_n"]),
         "dense_abs_rel_moving_same_direction": _ratio(sums["moving_sum"] - sums["oncoming_sum"],
                                                       sums["moving_n"] - sums["oncoming_n"]),
@@ -199,7 +200,7 @@ def evaluate_synthetic(nets: torch.nn.Module, root: str, *, size_wh: tuple[int, 
         "pose_length_ratio": float(np.nanmean(cat(ratio))),
         "pose_rotation_error_deg": float(np.nanmean(cat(rot))),
         "pose_snippets": float(np.isfinite(a).sum()),
-        "field_recall": fsums["dot_sum"] / fsums["true_sq_sum"] if fsums["true_sq_sum"] > 0 else float("nan"),
-        "field_static": fsums["static_abs_sum"] / fsums["static_n"] if fsums["static_n"] > 0 else float("nan"),
+        "field_recall": _ratio(fsums["dot_sum"], fsums["true_sq_sum"]),
+        "field_static": _ratio(fsums["static_abs_sum"], fsums["static_n"]),
     }
 
