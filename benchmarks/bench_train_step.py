@@ -5,14 +5,18 @@ forward + backward + step, median over 40 steps after 5 warm-up steps, for the t
 burn-in, and the object-motion field on) and 1 or 2 torch threads. The baseline revision is checked out with
 `git worktree` into a temporary directory and timed by the same script (its own train_step API is detected).
 
-  .venv/bin/python benchmarks/bench_train_step.py --baseline-rev 18a539a --data SHARDS [--size 208x64] [--bf16]
+  .venv/bin/python benchmarks/bench_train_step.py --baseline-rev 18a539a --data SHARDS [--size 208x64] \
+      [--set train.channels_last=true --set train.precision=bf16 ...]
 
+"now" is tiny_cpu as shipped; with `--set` overrides (the `rmdepth train --set` syntax) a third column times this
+checkout with them (train.precision and train.channels_last are applied as a run applies them).
 SHARDS is a training shard set (e.g. `rmdepth synth kitti` + `rmdepth shard`); by default a small one is rendered.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -22,9 +26,9 @@ import tempfile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 WORKER = r'''
-import statistics, sys, time
+import json, statistics, sys, time
 repo, data, phase, size, threads = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-precision = sys.argv[6]
+overrides = json.loads(sys.argv[6])
 sys.path.insert(0, repo)
 import torch
 torch.set_num_threads(threads)
@@ -37,17 +41,26 @@ try:
 except ImportError:
     from model.train_step import build_nets
 cfg = tiny_cpu()
+if overrides:
+    from engine.config_io import apply_overrides
+    cfg = apply_overrides(cfg, overrides)
 w, h = map(int, size.split("x"))
 it = build_train_loader(data, replace(cfg.loader, num_workers=0, width=w, height=h)).epoch_iterator(0)
 batches = [next(it) for _ in range(4)]
 torch.manual_seed(0)
 nets = build_nets(cfg.depth, cfg.motion)
+if getattr(cfg.train, "channels_last", False):
+    nets = nets.to(memory_format=torch.channels_last)
 opt = torch.optim.Adam(nets.parameters(), lr=2e-4)
 start = 0 if phase == "motion" else 10**9
 extra = {"motion_burnin_unit": "steps"} if hasattr(cfg.loss, "motion_burnin_unit") else {}
 loss_cfg = replace(cfg.loss, motion_burnin_start=start, motion_burnin_end=start, **extra)
 new_api = "optimizer" in ts.train_step.__code__.co_varnames[:2]
-kw = {"compute_dtype": torch.bfloat16} if precision == "bf16" else {}
+dtype = None
+if hasattr(cfg.train, "precision"):  # resolved as a run resolves it
+    from engine.runtime import compute_dtype
+    dtype = compute_dtype(cfg.train.precision, torch.device("cpu"))
+kw = {"compute_dtype": dtype} if dtype is not None else {}
 times = []
 for i in range(45):
     b = batches[i % len(batches)]
@@ -64,8 +77,9 @@ print(statistics.median(times[5:]))
 '''
 
 
-def step_seconds(repo: str, data: str, phase: str, size: str, threads: int, precision: str = "fp32") -> float:
-    out = subprocess.run([sys.executable, "-c", WORKER, repo, data, phase, size, str(threads), precision],
+def step_seconds(repo: str, data: str, phase: str, size: str, threads: int, overrides: list[str]) -> float:
+    """Median seconds per step in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", WORKER, repo, data, phase, size, str(threads), json.dumps(overrides)],
                          capture_output=True, text=True, check=True, cwd=repo)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -76,8 +90,8 @@ def main() -> int:
     p.add_argument("--data", default="", help="training shard set (default: render a small one)")
     p.add_argument("--size", default="208x64", help="network input WxH (default tiny_cpu's 208x64)")
     p.add_argument("--threads", default="1,2", help="torch thread counts to measure")
-    p.add_argument("--bf16", action="store_true",
-                   help="also time this checkout with train.precision=bf16 (needs native bf16: AMX / AVX512-BF16)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="also time this checkout with these overrides (repeatable)")
     args = p.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-step-")
     data = args.data
@@ -92,20 +106,22 @@ def main() -> int:
         rows = []
         for threads in (int(t) for t in args.threads.split(",")):
             for phase in ("burnin", "motion"):
-                old = step_seconds(base, data, phase, args.size, threads)
-                new = step_seconds(REPO, data, phase, args.size, threads)
-                bf16 = step_seconds(REPO, data, phase, args.size, threads, "bf16") if args.bf16 else float("nan")
-                rows.append((threads, phase, old, new, bf16))
-                print(f"threads {threads} {phase}: baseline {old:.3f} s, now {new:.3f} s, bf16 {bf16:.3f} s", flush=True)
+                old = step_seconds(base, data, phase, args.size, threads, [])
+                new = step_seconds(REPO, data, phase, args.size, threads, [])
+                alt = step_seconds(REPO, data, phase, args.size, threads, args.set) if args.set else float("nan")
+                rows.append((threads, phase, old, new, alt))
+                print(f"threads {threads} {phase}: baseline {old:.3f} s, now {new:.3f} s, with --set {alt:.3f} s",
+                      flush=True)
     finally:
         subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", base], check=False)
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"tiny_cpu at {args.size}, batch 4, preloaded batches; baseline = {args.baseline_rev}")
-    print("| torch threads | phase | baseline s/step | now s/step | speed-up | now, bf16 s/step | speed-up |")
+    alt_name = f"now with {' '.join(args.set)}" if args.set else "(no --set)"
+    print(f"| torch threads | phase | baseline s/step | now s/step | speed-up | {alt_name} s/step | speed-up |")
     print("|---|---|---|---|---|---|---|")
-    for threads, phase, old, new, bf16 in rows:
+    for threads, phase, old, new, alt in rows:
         label = "object-motion burn-in" if phase == "burnin" else "object motion on"
-        print(f"| {threads} | {label} | {old:.3f} | {new:.3f} | {old / new:.2f}x | {bf16:.3f} | {old / bf16:.2f}x |")
+        print(f"| {threads} | {label} | {old:.3f} | {new:.3f} | {old / new:.2f}x | {alt:.3f} | {old / alt:.2f}x |")
     return 0
 
 

@@ -21,7 +21,9 @@ def tiny_cpu() -> RunConfig:
     validation every 50 steps with the best checkpoint kept. The object-motion field switches on from 30% of the
     run and is fully on from half of it (burn-in as a fraction of the run). The "nothing below the road" prior is on
     (a level camera over flat roads: the synthetic worlds; last checkpoint 0.106 vs 0.111 AbsRel over 3 seeds).
-    Measured in BENCHMARKS.md (learning)."""
+    The coarser loss scales are computed at their own resolution (loss.scale_resolution="native"): 0.8x the step
+    time, the same learning over 3 seeds; float32, since bfloat16 together with it collapsed in 3 of 4 runs.
+    Measured in BENCHMARKS.md (learning, training step)."""
     return RunConfig(
         name="tiny_cpu",
         data=DataConfig(val_protocol="kitti-eigen"),
@@ -32,7 +34,7 @@ def tiny_cpu() -> RunConfig:
         depth=DepthNetConfig(encoder_channels=(16, 16, 32, 48, 64, 96), init_channels=48, rmu_steps=(2, 1, 1), norm="batch"),
         motion=MotionNetConfig(encoder_channels=(16, 32, 48), pose_channels=64, motion_channels=32),
         loss=LossConfig(motion_burnin_unit="fraction", motion_burnin_start=0.3, motion_burnin_end=0.5,
-                        ground_bound_weight=1.0),
+                        ground_bound_weight=1.0, scale_resolution="native"),
         optim=OptimConfig(lr=2e-4, warmup_samples=400, decay_epochs=(), lr_scaling="none"),
         train=TrainConfig(
             epochs=12, max_steps_per_epoch=100, seed=0, log_every_steps=20, image_every_steps=100,

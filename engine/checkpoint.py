@@ -368,6 +368,8 @@ class TrainState:
         if world > 1 and tcfg.sync_batchnorm and runtime.device.type == "cuda":
             nets = nn.SyncBatchNorm.convert_sync_batchnorm(nets)
         nets.to(runtime.device)
+        if tcfg.channels_last:
+            nets.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # runtime API, not in stubs
         optimizer = build_optimizer(nets, cfg.optim)
         state = cls(nets=nets, optimizer=optimizer, schedule=LRSchedule(optimizer, cfg.optim, world_size=world),
                     position=TrainPosition(world_size=world))

@@ -90,6 +90,11 @@ class TrainConfig:
     geometry, the loss and the weights stay float32 (no loss scaling needed); 'auto': bf16 where the device computes
     it natively (CUDA GPUs with bf16, CPUs with AMX or AVX512-BF16), else fp32. Elsewhere bf16 is emulated and slower.
     The run prints which one it uses."""
+    channels_last: bool = False
+    """Keep the networks' weights (and so their activations) in channels-last memory layout. On the 2-core CPU
+    the convolutions with few output channels (disparity heads, object-motion outputs) run 2-2.5x faster forward
+    and backward, the tiny_cpu step 5-8% (BENCHMARKS.md, training step); on GPUs it is what mixed-precision
+    convolutions prefer. Same numbers up to floating-point summation order."""
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "auto"):

@@ -98,6 +98,10 @@ class _Run:
         if runtime.is_main:
             print(f"[rmdepth train {run_name}] precision {cfg.train.precision}: networks in "
                   f"{'bfloat16 mixed precision' if self.compute_dtype else 'float32'} on {runtime.device.type}", flush=True)
+            if self.compute_dtype is not None and cfg.loss.scale_resolution == "native":
+                print(f"[rmdepth train {run_name}] warning: bfloat16 with loss.scale_resolution=native collapsed 3 of 4 "
+                      "tiny_cpu runs on the learning benchmark (BENCHMARKS.md); use float32 or scale_resolution=full",
+                      flush=True)
         self.model.train()
         self.protocol = make_protocol(cfg.data.val_protocol)
         self.logger = TrainLogger(enabled=runtime.is_main, upload_url=upload_url, total_steps=self.total_steps,

@@ -122,6 +122,12 @@ class LossConfig:
     """Edge-aware smoothness on mean-normalised disparity, divided by 2^scale."""
     num_scales: int = 4
     """Disparity scales in the loss (1..4; scale 0 = full resolution)."""
+    scale_resolution: Literal["full", "native"] = "full"
+    """Where the coarser scales' photometric loss is computed: "full" upsamples each disparity to the input size
+    before warping (Monodepth2); "native" warps images area-downsampled to the disparity's own size with the
+    intrinsics scaled to it (SfMLearner, struct2depth), a quarter of the pixels per coarser scale. On the learning
+    benchmark (tiny_cpu, float32, 3 seeds) "native" learned as well as "full" at 0.8x the step time; combined with
+    bfloat16 mixed precision it collapsed in 3 of 4 runs (BENCHMARKS.md, training step)."""
     use_automask: bool = True
     """Monodepth2 auto-masking with the unwarped sources (+1e-5 noise)."""
     use_min_reprojection: bool = True
@@ -161,6 +167,8 @@ class LossConfig:
             raise ValueError("loss weights must be >= 0")
         if not 1 <= self.num_scales <= 4:
             raise ValueError(f"loss.num_scales must be in 1..4, got {self.num_scales}")
+        if self.scale_resolution not in ("full", "native"):
+            raise ValueError(f"loss.scale_resolution must be 'full' or 'native', got {self.scale_resolution!r}")
         if self.motion_regularizer not in ("outlier_aware", "li_sparsity", "none"):
             raise ValueError(
                 f"loss.motion_regularizer must be outlier_aware, li_sparsity or none, got {self.motion_regularizer!r}"

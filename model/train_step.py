@@ -8,13 +8,14 @@ model/ does not import pipeline.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from model.config import LossConfig
-from model.geometry import disp_to_depth, moving_mask, optical_flow, warp
+from model.geometry import channel_norm, disp_to_depth, moving_mask, optical_flow, resize_intrinsics, warp
 from model.losses import (
     SSIMStats,
     ground_bound_loss,
@@ -27,6 +28,7 @@ from model.losses import (
     ssim_stats,
     velocity_loss,
 )
+from model.motion_net import resize_field
 from model.nets import NetOutputs, RMDepthNets, unwrap
 
 
@@ -67,6 +69,32 @@ def _reprojection(sources, poses, motions, depth_B1HW, K_B33, target_B3HW, stats
     return torch.cat(errors, dim=1)
 
 
+class _LossView(NamedTuple):
+    """The target, the sources and their intrinsics at one loss resolution, with what every comparison against
+    that target shares (its SSIM statistics, the unwarped sources' errors for auto-masking)."""
+
+    target: torch.Tensor
+    sources: tuple[torch.Tensor, torch.Tensor]
+    K_B33: torch.Tensor
+    stats: SSIMStats
+    identity: torch.Tensor | None
+
+
+def _loss_view(frames_BSCHW: torch.Tensor, K_B33: torch.Tensor, size_HW: tuple[int, int], cfg: LossConfig) -> _LossView:
+    H, W = frames_BSCHW.shape[-2:]
+    if (H, W) != size_HW:
+        B, S = frames_BSCHW.shape[:2]
+        frames_BSCHW = F.interpolate(frames_BSCHW.flatten(0, 1), size=size_HW, mode="area").unflatten(0, (B, S))
+        K_B33 = resize_intrinsics(K_B33, (H, W), size_HW)
+    target, sources = frames_BSCHW[:, 1], (frames_BSCHW[:, 0], frames_BSCHW[:, 2])
+    stats = ssim_stats(target)
+    identity = None
+    if cfg.use_automask:
+        identity = torch.cat([photometric_error(s, target, ssim_weight=cfg.ssim_weight, target_stats=stats)
+                              for s in sources], dim=1)
+    return _LossView(target=target, sources=sources, K_B33=K_B33, stats=stats, identity=identity)
+
+
 def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, max_depth: float,
                  motion_scale: float) -> tuple[torch.Tensor, dict[str, float]]:
     """The RM-Depth loss of one batch from the networks' outputs -> (scalar loss, logs)."""
@@ -77,24 +105,24 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
     poses = (out.T_B44[:B], out.T_B44[B:])
     motions = (None, None) if out.motion_B3HW is None else (out.motion_B3HW[:B], out.motion_B3HW[B:])
 
-    stats = ssim_stats(target)  # the target's side of SSIM, shared by every comparison below
-    identity = None
-    if cfg.use_automask:
-        identity = torch.cat([photometric_error(s, target, ssim_weight=cfg.ssim_weight, target_stats=stats)
-                              for s in sources], dim=1)
-
+    views: dict[tuple[int, int], _LossView] = {}
     photometric = target.new_zeros(())
     smoothness = target.new_zeros(())
     automask = full0 = None
     for scale in range(cfg.num_scales):
         disp = out.disps[scale]
-        disp_full = disp if scale == 0 else F.interpolate(disp, size=(H, W), mode="bilinear", align_corners=False)
-        depth = disp_to_depth(disp_full, min_depth=min_depth, max_depth=max_depth)
-        reproj = _reprojection(sources, poses, motions, depth, K, target, stats, cfg)
-        loss_s, mask_s = min_reprojection_loss(reproj, identity, use_min=cfg.use_min_reprojection)
+        size = (H, W) if cfg.scale_resolution == "full" else (disp.shape[-2], disp.shape[-1])
+        if size not in views:
+            views[size] = _loss_view(frames, K, size, cfg)
+        view = views[size]
+        disp_s = disp if disp.shape[-2:] == size else F.interpolate(disp, size=size, mode="bilinear", align_corners=False)
+        depth = disp_to_depth(disp_s, min_depth=min_depth, max_depth=max_depth)
+        motions_s = tuple(None if m is None else resize_field(m, size) for m in motions)
+        reproj = _reprojection(view.sources, poses, motions_s, depth, view.K_B33, view.target, view.stats, cfg)
+        loss_s, mask_s = min_reprojection_loss(reproj, view.identity, use_min=cfg.use_min_reprojection)
         if scale == 0:
             automask, full0 = mask_s, reproj
-        image_s = target if scale == 0 else F.interpolate(target, size=disp.shape[-2:], mode="area")
+        image_s = view.target if size == disp.shape[-2:] else F.interpolate(target, size=disp.shape[-2:], mode="area")
         photometric = photometric + loss_s
         smoothness = smoothness + cfg.smoothness_weight / (2**scale) * smoothness_loss(disp, image_s)
     photometric = photometric / cfg.num_scales
@@ -114,7 +142,7 @@ def compute_loss(out: NetOutputs, batch, cfg: LossConfig, *, min_depth: float, m
             motion_reg = cfg.li_smoothness_weight * li_motion_regularizer(out.motion_B3HW, total)
         else:
             assert full0 is not None  # set at scale 0
-            outliers = _outliers(out, sources, poses, full0, K, target, stats, cfg)
+            outliers = _outliers(out, sources, poses, full0, K, target, views[(H, W)].stats, cfg)
             outlier_fraction = float(outliers.mean())
             motion_reg = cfg.motion_reg_weight * outlier_aware_regularizer(out.motion_B3HW, total, outliers)
 
@@ -167,7 +195,7 @@ def _diagnostics(out: NetOutputs, gt_T_BS44, *, min_depth: float, max_depth: flo
             "pose_forward": float(-t_next[:, 2].mean()),
             "pose_spread": float(t_next.std(dim=0, unbiased=False).norm()) if B > 1 else 0.0,
             "cam_translation": float(out.T_B44[:, :3, 3].norm(dim=1).mean()),
-            "object_motion": 0.0 if out.motion_B3HW is None else float(out.motion_B3HW.norm(dim=1).mean()),
+            "object_motion": 0.0 if out.motion_B3HW is None else float(channel_norm(out.motion_B3HW).mean()),
         }
         if gt_T_BS44 is not None:
             gt = torch.cat([gt_T_BS44[:, 0], gt_T_BS44[:, 2]])[:, :3, 3]

@@ -131,3 +131,20 @@ def test_flow_from_pure_translation_matches_analytic_flow():
     # A per-pixel motion field equal to the translation gives the same flow as the camera translation.
     flow_field = G.optical_flow(depth, K, torch.eye(4).expand(2, 4, 4), t.view(2, 3, 1, 1).expand(2, 3, H, W))
     assert torch.allclose(flow_field, expected, atol=1e-3)
+
+
+def test_resize_intrinsics_follows_the_pixel_centre_convention_of_the_pipeline():
+    from pipeline.intrinsics import resize_K
+
+    # the scene's intrinsics at half size are exactly its intrinsics resized (pixel centres at integers)
+    half = G.resize_intrinsics(_K(2), (H, W), (H // 2, W // 2))
+    assert torch.allclose(half, scene.intrinsics(H // 2, W // 2).float().expand(2, 3, 3), atol=1e-5)
+    K = torch.tensor([[[721.5, 0.3, 609.6], [0.0, 718.9, 172.9], [0.0, 0.0, 1.0]]], dtype=torch.float64)
+    ours = G.resize_intrinsics(K, (375, 1242), (24, 52))[0].numpy()
+    theirs = resize_K(K[0].numpy(), (1242, 375), (52, 24))
+    assert abs(ours - theirs).max() < 1e-9
+
+
+def test_channel_norm_is_the_euclidean_norm_over_channels():
+    x = torch.randn(2, 3, 5, 7)
+    assert torch.allclose(G.channel_norm(x), x.norm(dim=1, keepdim=True), atol=1e-6)

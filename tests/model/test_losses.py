@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model import losses as L
 from model.config import LossConfig
+from model.geometry import depth_to_disp
+from model.nets import NetOutputs
+from model.train_step import compute_loss
 from tests.model import scene
 
 
@@ -169,3 +175,38 @@ def test_ground_bound_is_zero_on_a_flat_road_and_penalises_only_what_lies_beneat
     bottom = depth.clone()
     bottom[..., 60:, 10:20] *= 1.4
     assert float(L.ground_bound_loss(bottom, K)) == 0.0
+
+
+
+def _street_triplet(height: int, width: int):
+    """prev / target / next renderings of the analytic scene, the target's true depth, T_target->prev, ->next."""
+    target, depth = scene.render(height, width)
+    prev_c, next_c = (0.05, 0.0, -0.5), (-0.05, 0.0, 0.5)
+    frames = torch.stack([scene.render(height, width, center=prev_c)[0], target,
+                          scene.render(height, width, center=next_c)[0]])[None]
+    T = torch.stack([scene.T_target_to_source(prev_c), scene.T_target_to_source(next_c)])
+    return frames, depth[None], T
+
+
+def _loss_at(frames, depth, T, *, num_scales: int, resolution: str) -> float:
+    """The training loss of outputs that are the given depth (area-downsampled per scale) and camera motion."""
+    h, w = frames.shape[-2:]
+    disps = [depth_to_disp(F.interpolate(depth, scale_factor=0.5**s, mode="area"), min_depth=0.1, max_depth=100.0)
+             for s in range(4)]
+    out = NetOutputs(disps=disps, depth_B1HW=depth, T_B44=T, motion_B3HW=None)
+    batch = SimpleNamespace(frames_BSCHW=frames, K_B33=scene.intrinsics(h, w).float()[None])
+    cfg = LossConfig(num_scales=num_scales, scale_resolution=resolution, smoothness_weight=0.0)
+    torch.manual_seed(0)  # auto-masking's tie-breaking noise
+    return float(compute_loss(out, batch, cfg, min_depth=0.1, max_depth=100.0, motion_scale=0.0)[0])
+
+
+@pytest.mark.parametrize("resolution", ["full", "native"])
+def test_multi_scale_loss_is_lowest_at_the_true_depth_at_either_loss_resolution(resolution):
+    frames, depth, T = _street_triplet(64, 192)
+    truth = _loss_at(frames, depth, T, num_scales=4, resolution=resolution)
+    wrong = _loss_at(frames, depth * 1.6, T, num_scales=4, resolution=resolution)
+    print(f"{resolution}: loss at the true depth {truth:.4f}, at 1.6x {wrong:.4f}")
+    assert truth < 0.6 * wrong
+    # scale 0 is the full-resolution term in both; only the coarser scales differ
+    single = _loss_at(frames, depth, T, num_scales=1, resolution=resolution)
+    assert single == _loss_at(frames, depth, T, num_scales=1, resolution="full")

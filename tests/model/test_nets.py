@@ -51,6 +51,7 @@ def test_default_depth_net_has_the_papers_parameter_count():
         ({}, {}, {"motion_regularizer": "li_sparsity"}),
         ({}, {}, {"motion_regularizer": "none", "use_automask": False, "use_min_reprojection": False}),
         ({}, {}, {"num_scales": 1, "ssim_weight": 0.0}),
+        ({}, {}, {"scale_resolution": "native"}),
         ({}, {}, {"mask_out_of_view": False}),
         ({"arch": "resnet18"}, {}, {}),
         ({"init_depth": 10.0}, {"translation_scale": 1.0}, {"velocity_weight": 0.05}),

@@ -19,9 +19,10 @@ from engine.runtime import LocalRuntime
 from engine.trainer import fit
 from tests.train.conftest import small_config
 
-# 2 epochs x 3 steps; checkpoints at steps 2, 3 (epoch end), 4, 6; validation off (it does not touch the weights).
+# 2 epochs x 3 steps; checkpoints at steps 2, 3 (epoch end), 4, 6; validation off (it does not touch the weights);
+# channels-last weights, so that resuming and strict loading are checked with that layout too.
 LOOP = ["train.epochs=2", "train.max_steps_per_epoch=3", "checkpoint.every_steps=2", "checkpoint.keep_top_k=10",
-        "train.validate=false"]
+        "train.validate=false", "train.channels_last=true"]
 
 
 def _state(run_url: str):
@@ -57,6 +58,8 @@ def test_resume_equals_uninterrupted(runs):
     assert runs["res_full"].position.step == runs["res_resumed"].position.step == 6
     m_full, s_full, h_full = _state(runs["full"])
     m_res, s_res, h_res = _state(runs["broken"])
+    convs = [v for v in m_full["depth_net"].values() if v.ndim == 4]
+    assert convs and all(v.is_contiguous(memory_format=torch.channels_last) for v in convs)  # the option took effect
     for net in ck.NET_NAMES:
         assert m_full[net].keys() == m_res[net].keys()
         for k, v in m_full[net].items():
