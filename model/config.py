@@ -127,7 +127,7 @@ class LossConfig:
     before warping (Monodepth2); "native" warps images area-downsampled to the disparity's own size with the
     intrinsics scaled to it (SfMLearner, struct2depth), a quarter of the pixels per coarser scale. On the learning
     benchmark (tiny_cpu, float32, 3 seeds) "native" learned as well as "full" at 0.8x the step time; combined with
-    bfloat16 mixed precision it collapsed in 3 of 4 runs (BENCHMARKS.md, training step)."""
+    bfloat16 mixed precision it collapsed in 3 of 4 runs (BENCHMARKS.md, Learning)."""
     use_automask: bool = True
     """Monodepth2 auto-masking with the unwarped sources (+1e-5 noise)."""
     use_min_reprojection: bool = True

@@ -191,7 +191,7 @@ def optical_flow(
 
 def channel_norm(x_BCHW: torch.Tensor) -> torch.Tensor:
     """Euclidean norm over the channels, norm_B1HW. (`Tensor.norm(dim=1)` reduces across the channel stride of a
-    contiguous NCHW tensor on a slow CPU path: 25x slower at 8x3x64x208, 4% of a training step.)"""
+    contiguous NCHW tensor on a slow CPU path: 25x slower at 8x3x64x208, 2-3% of a training step.)"""
     return x_BCHW.square().sum(dim=1, keepdim=True).sqrt()
 
 
