@@ -240,7 +240,7 @@ def main() -> int:
     p.add_argument("--moving", type=int, default=8, help="independently moving cars per drive (default 8)")
     p.add_argument("--train-drives", type=int, default=8)
     p.add_argument("--frames", type=int, default=50, help="frames per training drive (8 x 50: 384 triplets, 96 batches"
-                                                        " an epoch, 1152 steps in tiny_cpu's 12 epochs)")
+                                                        " an epoch, 1344 steps in tiny_cpu's 14 epochs)")
     p.add_argument("--set", action="append", default=[], help="extra config override for every run (repeatable)")
     p.add_argument("--parallel", type=int, default=2, help="runs at a time (each uses one core)")
     p.add_argument("--out", default="work/bench_learning", help="worlds, shards, runs and results.json")

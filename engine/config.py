@@ -93,8 +93,9 @@ class TrainConfig:
     channels_last: bool = False
     """Keep the networks' weights (and so their activations) in channels-last memory layout. On the 2-core CPU
     the convolutions with few output channels (disparity heads, object-motion outputs) run 2-2.5x faster forward
-    and backward, the tiny_cpu step 2-9% (BENCHMARKS.md, training step); on GPUs it is what mixed-precision
-    convolutions prefer. Same numbers up to floating-point summation order."""
+    and backward, the tiny_cpu step 2-10% (BENCHMARKS.md, training step; tiny_cpu uses it); on GPUs it is what
+    mixed-precision convolutions prefer. Same numbers up to floating-point summation order (the learning benchmark's
+    rigid runs reproduce to the third decimal)."""
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "auto"):

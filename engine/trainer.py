@@ -63,7 +63,9 @@ def fit(cfg: Any, runtime: Runtime, *, loaders: LoaderFactory, run_name: str, co
             start = state.start_epoch(epoch, global_batch=run.global_batch)
             batches = iter(run.data.train.epoch_iterator(epoch, start))
             for _ in range(start, run.steps_per_epoch):
-                run.step(next(batches))
+                t0 = time.perf_counter()
+                batch = next(batches)  # the wait for the loader is part of the data-wait figure
+                run.step(batch, waited_s=time.perf_counter() - t0)
                 if state.position.step_in_epoch < run.steps_per_epoch:
                     run.checkpoint_if_due()
                 faults.inject("train_step", index=state.position.step, rank=runtime.rank)
@@ -110,11 +112,12 @@ class _Run:
         self.logger.history = state.history
         self.config_json = to_json(cfg)
 
-    def step(self, batch) -> None:
-        """One optimizer step on `batch`, then its logs (and pictures when due)."""
+    def step(self, batch, *, waited_s: float = 0.0) -> None:
+        """One optimizer step on `batch`, then its logs (and pictures when due). `waited_s`: how long the loop
+        waited for the batch; with the copy to the device it is the step's data wait."""
         t0 = time.perf_counter()
         batch = batch.to(self.runtime.device, non_blocking=True)
-        data_wait = time.perf_counter() - t0
+        data_wait = waited_s + time.perf_counter() - t0
         self.count_bad_samples(batch.bad_samples)
         state, tcfg, p = self.state, self.cfg.train, self.state.position
         lr = state.schedule.apply(samples_seen=p.samples_seen, epoch=p.epoch)

@@ -85,6 +85,13 @@ class MotionNetConfig:
     """Coarse-to-fine by re-warping the source before each level (Fig. 4); False = one encoder pass."""
     use_object_motion: bool = True
     """Predict a per-pixel 3D object translation field; False = camera motion only."""
+    field_trains_encoder: bool = True
+    """The object-motion pass's encoder runs (the re-encodings of the warped pairs) back-propagate into the shared
+    encoder, which then learns from the field's loss as well as from the pose's ([I]: the paper trains one shared
+    encoder). False = those runs are made without gradient: the same encoder and weights, trained by the pose path
+    only, while the field levels still learn; the backward pass skips the three re-encodings (0.88x the
+    field-on step of tiny_cpu on a CPU, BENCHMARKS.md). The learning benchmark cannot tell the two apart: its
+    field stays ~0 either way."""
     norm: Norm = "batch"
     """Normalisation in the motion encoder and the pose decoder. Without it the ten-conv pose path shrank the input
     signal at every layer and the pose output was a constant (learning-notes.md)."""

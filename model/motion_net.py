@@ -14,6 +14,8 @@ coarser field. Without warping the three levels read the features of one pass ov
 per-pixel metric translation added after the camera motion (P' = R P + t + T_obj(x)), as in Li et al. 2020.
 [I] The warps that build the network's input run under no_grad: gradients reach depth and pose through the loss's
 own warps, not through the motion net's input.
+MotionNetConfig.field_trains_encoder=False runs pass 2's encoder runs without gradient as well (the encoder then
+learns from the pose path only; the field levels still learn).
 """
 
 from __future__ import annotations
@@ -136,6 +138,11 @@ class MotionNet(nn.Module):
         with full_precision(translation_B3):
             return pose_vec_to_mat(axis_angle_B3, translation_B3)
 
+    def _field_encoder(self, pair_B6HW: torch.Tensor, num_levels: int) -> list[torch.Tensor]:
+        """The shared encoder as the object-motion pass runs it (without gradient unless field_trains_encoder)."""
+        with torch.set_grad_enabled(self.cfg.field_trains_encoder and torch.is_grad_enabled()):
+            return self.encoder(pair_B6HW, num_levels=num_levels)
+
     def object_motion(
         self,
         target_B3HW: torch.Tensor,
@@ -157,14 +164,15 @@ class MotionNet(nn.Module):
         assert self.object_levels is not None, "object_motion needs MotionNetConfig.use_object_motion"
         H, W = target_B3HW.shape[-2:]
         depth, T = depth_B1HW.detach(), T_B44.detach()
-        feats = None if self.cfg.use_warping else self.encoder(torch.cat([target_B3HW, source_B3HW], dim=1))
+        encode = self._field_encoder
+        feats = None if self.cfg.use_warping else encode(torch.cat([target_B3HW, source_B3HW], dim=1), 3)
         field = None  # current estimate at the last level's resolution (unscaled)
         for level in (3, 2, 1):
             if feats is None:
                 with torch.no_grad(), full_precision(depth):
                     motion_full = None if field is None else motion_scale * resize_field(field, (H, W))
                     warped, _ = warp(source_B3HW, depth, K_B33, T, motion_full)
-                feat = self.encoder(torch.cat([target_B3HW, warped], dim=1), num_levels=level)[level - 1]
+                feat = encode(torch.cat([target_B3HW, warped], dim=1), level)[level - 1]
             else:
                 feat = feats[level - 1]
             up = feat.new_zeros(feat.shape[0], 3, *feat.shape[-2:]) if field is None else resize_field(field, feat.shape[-2:])

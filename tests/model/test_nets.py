@@ -47,6 +47,7 @@ def test_default_depth_net_has_the_papers_parameter_count():
         ({"norm": "group"}, {"norm": "group"}, {}),
         ({"norm": "none"}, {}, {}),
         ({}, {"use_warping": False}, {}),
+        ({}, {"field_trains_encoder": False}, {}),
         ({}, {"use_object_motion": False}, {}),
         ({}, {}, {"motion_regularizer": "li_sparsity"}),
         ({}, {}, {"motion_regularizer": "none", "use_automask": False, "use_min_reprojection": False}),
@@ -113,6 +114,33 @@ def test_burn_in_as_a_fraction_of_the_run():
         cfg.motion_scale(10)
     with pytest.raises(ValueError, match="fractions"):
         LossConfig(motion_burnin_start=0.5, motion_burnin_end=2, motion_burnin_unit="fraction")
+
+
+@pytest.mark.parametrize("use_warping", [True, False])
+def test_field_trains_encoder_decides_whether_the_field_reaches_the_shared_encoder(use_warping):
+    """The field's gradient reaches the shared encoder only with field_trains_encoder; the field levels learn either
+    way, and the pose path's gradient into the encoder is the same in both."""
+    def grads(trains: bool, of: str) -> dict[str, torch.Tensor | None]:
+        torch.manual_seed(0)
+        net = build_nets(DepthNetConfig(), MotionNetConfig(field_trains_encoder=trains, use_warping=use_warping)).motion
+        a, b = _batch().frames_BSCHW[:, 0], _batch(seed=1).frames_BSCHW[:, 0]
+        depth = torch.full((a.shape[0], 1, H, W), 10.0)
+        K = scene.intrinsics(H, W).float().expand(a.shape[0], 3, 3)
+        T = net.pose(a, b)
+        for level in net.object_levels:  # zero-initialised outputs: give the field levels something to pass on
+            torch.nn.init.normal_(level.out.weight, std=0.1)
+        field = net.object_motion(a, b, depth, K, T)
+        (T[:, :3, 3].sum() if of == "pose" else field.square().sum()).backward()
+        return {n: p.grad for n, p in net.named_parameters()}
+
+    on, off = grads(True, "field"), grads(False, "field")
+    encoder = [n for n in on if n.startswith("encoder.")]
+    assert all(on[n] is not None and on[n].abs().sum() > 0 for n in encoder)
+    assert all(off[n] is None for n in encoder)
+    levels = [n for n in on if n.startswith("object_levels.")]
+    assert levels and all(off[n] is not None and off[n].abs().sum() > 0 for n in levels)
+    pose_on, pose_off = grads(True, "pose"), grads(False, "pose")
+    assert all(torch.equal(pose_on[n], pose_off[n]) for n in encoder)
 
 
 def test_pose_pairs_are_fed_in_time_order_and_the_previous_frame_is_inverted():

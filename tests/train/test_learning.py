@@ -2,7 +2,7 @@
 median-scaled constant-depth baseline and recovers the camera motion (pose ATE far below a standing camera's,
 translation pointing the right way), validated on drives rendered with another seed. Prints the figures.
 
-Runs the real loop (LocalRuntime, no Ray) for 3 of tiny_cpu's 12 epochs (300 steps; the object-motion burn-in,
+Runs the real loop (LocalRuntime, no Ray) for 3 of tiny_cpu's 14 epochs (300 steps; the object-motion burn-in,
 a fraction of the run, follows). The full multi-seed table is benchmarks/bench_learning.py's.
 """
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import time
 
 import pytest
 import torch
@@ -164,3 +165,32 @@ def test_position_remap_on_resize():
     assert (four.step_in_epoch, four.epoch_samples) == (3, 48)  # ceil(40/16): nothing trained twice
     done = remapped(world_size=4, global_batch=16, steps_per_epoch=2)
     assert (done.epoch, done.step_in_epoch) == (4, 0)
+
+
+class _SlowTrainLoader:
+    """The real training loader, with `delay_s` of waiting before each batch (a loader that cannot keep up)."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self.inner, self.delay_s = inner, delay_s
+        self.num_batches_per_epoch = inner.num_batches_per_epoch
+
+    def epoch_iterator(self, epoch: int, start: int = 0):
+        for batch in self.inner.epoch_iterator(epoch, start):
+            time.sleep(self.delay_s)
+            yield batch
+
+
+def test_data_wait_counts_the_wait_for_the_loader(shard_sets, tmp_path):
+    """The logged data-wait fraction includes the time the loop is blocked on the loader, not only the device copy."""
+    cfg = small_config(shard_sets, "train.epochs=1", "train.max_steps_per_epoch=4", "train.validate=false",
+                       "checkpoint.every_steps=0", "train.log_every_steps=4")
+
+    def loaders(cfg, rank, world_size):
+        data = build_loaders(cfg, rank, world_size)
+        return data._replace(train=_SlowTrainLoader(data.train, delay_s=1.0))
+
+    res = fit(cfg, LocalRuntime(str(tmp_path / "run")), loaders=loaders, run_name="slow",
+              tensorboard_dir=str(tmp_path / "tb"))
+    row = [r for r in res.history if r["step"] == 4][0]
+    # 1 s of waiting per step against a small net's ~0.1 s step: most of the time is waiting
+    assert row["data_wait_fraction"] > 0.6, row
