@@ -164,15 +164,14 @@ class MotionNet(nn.Module):
         assert self.object_levels is not None, "object_motion needs MotionNetConfig.use_object_motion"
         H, W = target_B3HW.shape[-2:]
         depth, T = depth_B1HW.detach(), T_B44.detach()
-        encode = self._field_encoder
-        feats = None if self.cfg.use_warping else encode(torch.cat([target_B3HW, source_B3HW], dim=1), 3)
+        feats = None if self.cfg.use_warping else self._field_encoder(torch.cat([target_B3HW, source_B3HW], dim=1), 3)
         field = None  # current estimate at the last level's resolution (unscaled)
         for level in (3, 2, 1):
             if feats is None:
                 with torch.no_grad(), full_precision(depth):
                     motion_full = None if field is None else motion_scale * resize_field(field, (H, W))
                     warped, _ = warp(source_B3HW, depth, K_B33, T, motion_full)
-                feat = encode(torch.cat([target_B3HW, warped], dim=1), level)[level - 1]
+                feat = self._field_encoder(torch.cat([target_B3HW, warped], dim=1), level)[level - 1]
             else:
                 feat = feats[level - 1]
             up = feat.new_zeros(feat.shape[0], 3, *feat.shape[-2:]) if field is None else resize_field(field, feat.shape[-2:])
